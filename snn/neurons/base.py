@@ -1,0 +1,173 @@
+"""Shared machinery of the integrate-and-fire neuron modules: parameters, input checks,
+state handling and backend dispatch. Subclasses only say how the decay factor is made."""
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from snn.neurons.backends import resolve_backend
+from snn.neurons.functional import NeuronSpec, neuron_step
+from snn.state import StatefulModule
+from snn.surrogate import SurrogateLike, get_surrogate
+
+log = logging.getLogger("snn")
+
+__all__ = ["BaseNeuron", "check_sequence"]
+
+
+def check_sequence(x: Tensor, name: str = "x", min_dim: int = 2, T: Optional[int] = None) -> None:
+    """Validate a time-first input ``[T, B, ...]``.
+
+    Raises:
+        TypeError: ``x`` is not a tensor.
+        ValueError: fewer than ``min_dim`` dimensions, ``T`` mismatch, empty, or NaN values.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape [T, B, ...], got {type(x).__name__}")
+    if x.dim() < min_dim:
+        raise ValueError(f"{name} must be time-first with at least {min_dim} dimensions [T, B, ...]; "
+                         f"got shape {tuple(x.shape)}")
+    if T is not None and x.shape[0] != T:
+        raise ValueError(f"{name} has T={x.shape[0]} timesteps (dim 0) but T={T} was expected")
+    if x.numel() and x.is_floating_point() and torch.isnan(x).any():
+        raise ValueError(f"{name} contains NaN values")
+
+
+class BaseNeuron(StatefulModule):
+    """Spiking neuron layer of the integrate-and-fire family (see :mod:`snn.neurons.functional`).
+
+    Args:
+        v_threshold: firing threshold (> 0).
+        v_reset: hard-reset potential, or ``None`` for soft (subtractive) reset.
+        surrogate: surrogate gradient, an instance or a name (:mod:`snn.surrogate`).
+        detach_reset: exclude the reset from the gradient.
+        learn_threshold: make ``v_threshold`` a trainable parameter.
+        num_channels: if given, threshold (and time constant) are per channel, shape ``[C]``,
+            applied along dim 2 of ``[T, B, C, ...]`` (dim 1 of a ``step`` input).
+        backend: ``"auto"``, ``"torch"`` or a registered fused backend (:mod:`snn.neurons.backends`).
+        record_v: keep the membrane sequence of the last forward in ``v_seq``.
+
+    Shape:
+        forward: ``[T, B, *feature] → [T, B, *feature]`` spikes (0./1., input dtype).
+        step: ``[B, *feature] → [B, *feature]``.
+
+    Attributes:
+        v: carried membrane potential ``[B, *feature]`` (``None`` at rest).
+        backend_used: name of the backend that ran the last forward.
+    """
+
+    def __init__(self, v_threshold: float = 1.0, v_reset: Optional[float] = 0.0,
+                 surrogate: SurrogateLike = "atan", detach_reset: bool = False,
+                 learn_threshold: bool = False, num_channels: Optional[int] = None,
+                 backend: str = "auto", record_v: bool = False,
+                 device: Optional[torch.device | str] = None, dtype: Optional[torch.dtype] = None) -> None:
+        super().__init__()
+        if not v_threshold > 0:
+            raise ValueError(f"v_threshold must be > 0, got {v_threshold}")
+        if v_reset is not None and not v_reset < v_threshold:
+            raise ValueError(f"v_reset must be below v_threshold ({v_threshold}), got {v_reset}")
+        if num_channels is not None and num_channels < 1:
+            raise ValueError(f"num_channels must be a positive int or None, got {num_channels}")
+        self.surrogate = get_surrogate(surrogate)
+        self.v_reset = None if v_reset is None else float(v_reset)
+        self.detach_reset = bool(detach_reset)
+        self.num_channels = num_channels
+        self.backend = backend
+        self.record_v = record_v
+        self._factory = {"device": device, "dtype": dtype or torch.get_default_dtype()}
+        th = torch.full((num_channels or 1,) if num_channels else (), float(v_threshold), **self._factory)
+        if learn_threshold:
+            self.v_threshold = nn.Parameter(th)
+        else:
+            self.register_buffer("v_threshold", th)
+        self.v: Optional[Tensor] = None
+        self.v_seq: Optional[Tensor] = None
+        self.backend_used: Optional[str] = None
+
+    # -- what subclasses provide -------------------------------------------------------
+    def decay(self) -> Optional[Tensor]:
+        """Decay factor β (0-d or ``[C]``), or ``None`` for no leak (IF)."""
+        return None
+
+    decay_input: bool = False
+
+    # -- parameters as the update sees them ------------------------------------------
+    def _per_channel(self, p: Optional[Tensor], step_ndim: int) -> Optional[Tensor]:
+        if p is None or p.dim() == 0:
+            return p
+        return p.view(p.shape[0], *([1] * (step_ndim - 2)))
+
+    def spec(self, step_ndim: int) -> NeuronSpec:
+        """The :class:`NeuronSpec` for step inputs with ``step_ndim`` dims ``[B, *feature]``."""
+        return NeuronSpec(beta=self._per_channel(self.decay(), step_ndim),
+                          v_threshold=self._per_channel(self.v_threshold, step_ndim),
+                          v_reset=self.v_reset, surrogate=self.surrogate,
+                          decay_input=self.decay_input, detach_reset=self.detach_reset)
+
+    def _check_channels(self, x: Tensor, channel_dim: int, name: str) -> None:
+        if self.num_channels is not None and (x.dim() <= channel_dim or x.shape[channel_dim] != self.num_channels):
+            raise ValueError(f"{name}: this layer has num_channels={self.num_channels} along dim {channel_dim}, "
+                             f"got shape {tuple(x.shape)}")
+
+    def _initial_v(self, like: Tensor, name: str) -> Tensor:
+        if self._stateful_v_ok(like):
+            return self.v  # type: ignore[return-value]
+        return torch.zeros_like(like)
+
+    def _stateful_v_ok(self, like: Tensor) -> bool:
+        if self.v is None:
+            return False
+        if self.v.shape != like.shape:
+            raise ValueError(f"carried state has shape {tuple(self.v.shape)} but the input step has shape "
+                             f"{tuple(like.shape)} (batch or feature size changed); call snn.reset(model) "
+                             "before feeding a new stream")
+        return True
+
+    # -- execution --------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        check_sequence(x, "x", min_dim=2)
+        self._check_channels(x, 2, "x")
+        x0 = x[0].detach()
+        v0 = self._initial_v(x0, "x") if self._stateful else torch.zeros_like(x0)
+        spec = self.spec(x.dim() - 1)
+        impl = resolve_backend(self.backend, x.device.type, spec)
+        if impl.name != self.backend_used:
+            log.debug("%s: running backend %r on %s", type(self).__name__, impl.name, x.device.type)
+        self.backend_used = impl.name
+        spikes, v_last, v_seq = impl.run(x, v0, spec, self.record_v)
+        self.v_seq = v_seq
+        if self._stateful:
+            self.v = v_last
+        return spikes
+
+    def step(self, x_t: Tensor) -> Tensor:
+        """Advance one timestep with ``x_t`` of shape ``[B, *feature]``; the state stays on the module."""
+        check_sequence(x_t, "x_t", min_dim=1)
+        self._check_channels(x_t, 1, "x_t")
+        v = self._initial_v(x_t, "x_t")
+        s, self.v = neuron_step(x_t, v, self.spec(x_t.dim()))
+        return s
+
+    def reset_state(self) -> None:
+        self.v = None
+        self.v_seq = None
+
+    def detach_state(self) -> None:
+        if self.v is not None:
+            self.v = self.v.detach()
+
+    def extra_repr(self) -> str:
+        th = self.v_threshold
+        th_s = f"{th.item():g}" if th.dim() == 0 else f"[{th.shape[0]}]"
+        parts = [f"v_threshold={th_s}", f"v_reset={self.v_reset}", f"surrogate={self.surrogate}"]
+        if self.detach_reset:
+            parts.append("detach_reset=True")
+        if isinstance(self.v_threshold, nn.Parameter):
+            parts.append("learn_threshold=True")
+        if self.num_channels:
+            parts.append(f"num_channels={self.num_channels}")
+        parts.append(f"backend={self.backend!r}")
+        return ", ".join(parts)

@@ -1,0 +1,70 @@
+"""State semantics shared by every stateful module (neurons, readouts, delay lines).
+
+* ``module(x)`` with ``x`` of shape ``[T, B, ...]`` processes one whole sequence and starts
+  from rest: nothing is carried over from the previous batch.
+* ``module.step(x_t)`` with ``x_t`` of shape ``[B, ...]`` advances one timestep and keeps the
+  state on the module, for streaming / online inference. Call :func:`reset` before the
+  next stream.
+* Inside ``with stateful(model):`` multi-step calls also continue from, and leave behind,
+  the carried state (process a long stream chunk by chunk).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+from torch import nn
+
+__all__ = ["StatefulModule", "reset", "stateful", "detach_state"]
+
+
+class StatefulModule(nn.Module):
+    """Base class of modules that carry state between :meth:`step` calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stateful = False
+
+    def reset_state(self) -> None:
+        """Return to rest (drop the carried state)."""
+        raise NotImplementedError
+
+    def detach_state(self) -> None:
+        """Cut the autograd graph of the carried state (truncated BPTT on streams)."""
+
+
+def _stateful_modules(model: nn.Module) -> Iterator[StatefulModule]:
+    return (m for m in model.modules() if isinstance(m, StatefulModule))
+
+
+def reset(model: nn.Module) -> nn.Module:
+    """Reset every stateful module inside ``model`` to rest; returns ``model``."""
+    for m in _stateful_modules(model):
+        m.reset_state()
+    return model
+
+
+def detach_state(model: nn.Module) -> nn.Module:
+    """Detach the carried state of every stateful module from the autograd graph."""
+    for m in _stateful_modules(model):
+        m.detach_state()
+    return model
+
+
+@contextlib.contextmanager
+def stateful(model: nn.Module, reset_on_exit: bool = True) -> Iterator[nn.Module]:
+    """Context in which multi-step calls carry state from one call to the next.
+
+    The state starts from rest on entry and is reset on exit (unless ``reset_on_exit=False``).
+    """
+    mods = list(_stateful_modules(model))
+    reset(model)
+    for m in mods:
+        m._stateful = True
+    try:
+        yield model
+    finally:
+        for m in mods:
+            m._stateful = False
+        if reset_on_exit:
+            reset(model)

@@ -1,0 +1,69 @@
+"""The backend registry: selection, fall-back and the errors users see."""
+import logging
+
+import pytest
+import torch
+
+from snn.neurons import LIF, backends
+from snn.neurons.backends import Backend, backend_names, register_backend, resolve_backend
+from snn.neurons.functional import multistep
+
+
+@pytest.fixture
+def registry():
+    saved = dict(backends._REGISTRY)
+    backends._warned.clear()
+    yield backends._REGISTRY
+    backends._REGISTRY.clear()
+    backends._REGISTRY.update(saved)
+
+
+def test_torch_backend_is_default_and_reported():
+    n = LIF()
+    n(torch.rand(3, 2, 4))
+    assert n.backend_used in backend_names()
+    assert LIF(backend="torch").backend == "torch"
+
+
+def test_auto_prefers_highest_priority_available(registry):
+    calls = []
+
+    def fake(x, v, spec, record):
+        calls.append(x.shape)
+        return multistep(x, v, spec, record)
+    register_backend(Backend("fake", "cpu", fake, priority=100))
+    n = LIF()
+    out = n(torch.rand(3, 2, 4))
+    assert n.backend_used == "fake" and calls == [torch.Size([3, 2, 4])]
+    assert out.shape == (3, 2, 4)
+
+
+def test_auto_falls_back_when_options_unsupported_and_says_so_once(registry, caplog):
+    register_backend(Backend("picky", "cpu", multistep, priority=100, supports=lambda spec: spec.v_reset is None))
+    n = LIF(v_reset=0.0)
+    with caplog.at_level(logging.WARNING, logger="snn"):
+        n(torch.rand(3, 2, 4))
+        n(torch.rand(3, 2, 4))
+    assert n.backend_used == "torch"
+    assert sum("falls back" in r.message for r in caplog.records) == 1
+    m = LIF(v_reset=None)
+    m(torch.rand(3, 2, 4))
+    assert m.backend_used == "picky"
+
+
+def test_errors_name_the_problem(registry):
+    with pytest.raises(ValueError, match="valid backends.*torch"):
+        LIF(backend="nope")(torch.rand(2, 1, 1))
+    register_backend(Backend("gpuonly", "cuda", multistep))
+    with pytest.raises(ValueError, match="runs on \\['cuda'\\]"):
+        resolve_backend("gpuonly", "cpu", LIF().spec(2))
+    register_backend(Backend("missing", "cpu", multistep, requires="surely_not_a_module_xyz",
+                             install_hint="pip install snn[cuda]"))
+    with pytest.raises(RuntimeError, match="surely_not_a_module_xyz.*pip install snn\\[cuda\\]"):
+        LIF(backend="missing")(torch.rand(2, 1, 1))
+    # 'auto' skips it silently
+    n = LIF()
+    n(torch.rand(2, 1, 1))
+    assert n.backend_used == "torch"
+    with pytest.raises(ValueError, match="reserved"):
+        register_backend(Backend("auto", "cpu", multistep))

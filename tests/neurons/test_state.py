@@ -1,0 +1,71 @@
+"""State semantics: forward starts from rest, step() carries, snn.reset / snn.stateful."""
+import pytest
+import torch
+
+import snn
+from snn.neurons import IF, LIF, PLIF, LeakyIntegrator
+
+MODELS = [lambda: IF(v_reset=None), lambda: LIF(tau=3.0), lambda: PLIF(tau=2.0, detach_reset=True),
+          lambda: LIF(num_channels=4, learn_threshold=True), lambda: LeakyIntegrator(tau=3.0)]
+
+
+@pytest.mark.parametrize("make", MODELS)
+def test_single_step_equals_multi_step_with_gradients(make):
+    torch.manual_seed(0)
+    x = (torch.rand(15, 3, 4) * 2).requires_grad_()
+    n = make()
+    y_multi = n(x)
+    (g_multi,) = torch.autograd.grad((y_multi * torch.arange(4.0)).sum(), x)
+    snn.reset(n)
+    y_step = torch.stack([n.step(x_t) for x_t in x.unbind(0)])
+    (g_step,) = torch.autograd.grad((y_step * torch.arange(4.0)).sum(), x)
+    torch.testing.assert_close(y_multi, y_step)
+    torch.testing.assert_close(g_multi, g_step)
+
+
+def test_forward_always_starts_from_rest():
+    n = LIF(tau=5.0)
+    x = torch.rand(10, 2, 8) * 3
+    assert torch.equal(n(x), n(x))
+    n.step(x[0])  # a carried streaming state does not leak into forward
+    assert torch.equal(n(x), n(torch.cat([x])))
+
+
+def test_step_carries_until_reset():
+    n = IF(v_reset=None)
+    x = torch.full((2, 1), 0.6)
+    assert n.step(x).tolist() == [[0.0], [0.0]]
+    assert n.step(x).tolist() == [[1.0], [1.0]]
+    snn.reset(n)
+    assert n.v is None
+    assert n.step(x).tolist() == [[0.0], [0.0]]
+
+
+def test_batch_size_change_in_stream_is_an_error_not_a_silent_resample():
+    n = LIF()
+    n.step(torch.rand(4, 3))
+    with pytest.raises(ValueError, match="snn.reset"):
+        n.step(torch.rand(5, 3))
+
+
+def test_stateful_context_processes_chunks_like_one_sequence():
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 5), LIF(tau=4.0), torch.nn.Linear(5, 3), LeakyIntegrator())
+    x = torch.rand(20, 2, 6) * 2
+    full = model(x)
+    with snn.stateful(model):
+        chunks = torch.cat([model(c) for c in x.split(7)])
+    torch.testing.assert_close(full, chunks)
+    assert model[1].v is None  # reset on exit
+
+
+def test_input_errors():
+    n = LIF()
+    with pytest.raises(ValueError, match=r"\[T, B, \.\.\.\]"):
+        n(torch.rand(5))
+    with pytest.raises(ValueError, match="NaN"):
+        n(torch.full((3, 2, 2), float("nan")))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        n([[1.0]])
+    with pytest.raises(ValueError, match="T=4"):
+        snn.neurons.check_sequence(torch.rand(3, 2, 2), T=4)
