@@ -1,0 +1,5 @@
+import sys
+
+from snn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,139 @@
+"""The ``snn`` command: ``snn train``, ``snn evaluate``."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+__all__ = ["main", "build_parser"]
+
+
+def _sensor_size(text: str) -> tuple[int, int, int]:
+    try:
+        w, h, p = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected W,H,P (e.g. 34,34,2), got {text!r}") from None
+    return (w, h, p)
+
+
+def _add_data_args(p: argparse.ArgumentParser, default_dataset: Optional[str]) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default=default_dataset,
+                   help="dataset name (digits-events, nmnist, shd, ssc, dvsgesture, cifar10dvs, pokerdvs, "
+                        "ncaltech101, ...); default: %(default)s")
+    g.add_argument("--data", metavar="FOLDER", help="your own recordings: one sub-folder per class, or --labels")
+    g.add_argument("--labels", metavar="FILE", help="label list for --data: lines '<file stem or path> <label>'")
+    g.add_argument("--test-data", metavar="FOLDER", help="test recordings (default: hold out --val-fraction)")
+    g.add_argument("--test-labels", metavar="FILE", help="label list for --test-data")
+    g.add_argument("--root", metavar="DIR", help="where tonic datasets live / are downloaded")
+    g.add_argument("--download", action="store_true", help="let tonic download the dataset")
+    g.add_argument("--sensor-size", type=_sensor_size, metavar="W,H,P",
+                   help="sensor size of --data (default: inferred from the files)")
+    g.add_argument("--T", type=int, help="timesteps = frames per sample")
+    g.add_argument("--time-window", type=float, metavar="US", help="frame length in µs (default: T equal bins)")
+    g.add_argument("--downsample", type=float, metavar="F", help="spatial downsampling factor in (0, 1]")
+    g.add_argument("--val-fraction", type=float, default=0.2, help="held-out fraction without --test-data")
+    g.add_argument("--cache-dir", metavar="DIR", help="frame cache folder (default $SNN_CACHE or ~/.cache/snn)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from snn.models import PRESETS
+    parser = argparse.ArgumentParser(prog="snn", description="Spiking neural networks on PyTorch.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (backend choices, ...)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model preset on event data",
+                       description="Train an SNN preset. Without data arguments it trains on the embedded "
+                                   "digits-events dataset (offline).")
+    _add_data_args(t, "digits-events")
+    t.add_argument("--model", default="conv", help=f"preset: {', '.join(sorted(PRESETS))} (default: %(default)s)")
+    t.add_argument("--epochs", type=int, default=8)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine-annealed)")
+    t.add_argument("--backend", default="auto", help="neuron backend: auto, torch, numba, cupy")
+    t.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default="runs/train", help="run folder (checkpoint, metrics.json, PNGs)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    t.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    e = sub.add_parser("evaluate", help="evaluate a checkpoint",
+                       description="Evaluate a checkpoint on its own test split (default) or on other data.")
+    e.add_argument("checkpoint")
+    _add_data_args(e, None)
+    e.add_argument("--backend", default=None)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--out", metavar="JSON", help="write the result here as JSON")
+    return parser
+
+
+def _data_spec(args: argparse.Namespace, base=None):
+    from snn.train import DataSpec
+    spec = base if base is not None else DataSpec()
+    if args.data is not None:
+        spec.data, spec.dataset = args.data, spec.dataset
+        spec.labels, spec.test_data, spec.test_labels = args.labels, args.test_data, args.test_labels
+    elif args.dataset is not None:
+        spec.dataset, spec.data, spec.labels, spec.test_data, spec.test_labels = args.dataset, None, None, None, None
+    for attr in ("root", "sensor_size", "T", "time_window", "downsample", "cache_dir"):
+        if getattr(args, attr) is not None:
+            setattr(spec, attr, getattr(args, attr))
+    spec.download = spec.download or args.download
+    spec.val_fraction = args.val_fraction
+    return spec
+
+
+def _train(args: argparse.Namespace) -> int:
+    from snn.train import TrainConfig, train
+    cfg = TrainConfig(data=_data_spec(args), model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=args.lr, backend=args.backend, device=args.device, seed=args.seed, out=args.out,
+                      resume=args.resume, progress=not args.no_progress)
+    if args.resume and (Path(args.out) / "checkpoint.pt").exists():
+        from snn.train import load_checkpoint
+        cfg = TrainConfig.from_dict(load_checkpoint(Path(args.out) / "checkpoint.pt")["config"])
+        cfg.resume, cfg.epochs = True, args.epochs
+    m = train(cfg)
+    f = m["final"]
+    print(f"done: test accuracy {100 * f['test_acc']:.2f}% (best {100 * m['best_test_acc']:.2f}%), "
+          f"firing rate {f['firing_rate']:.3f}, backend {','.join(m['backends_used'])}; results in {cfg.out}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from snn.train import TrainConfig, build_datasets, evaluate, load_model
+    model, ck = load_model(args.checkpoint, device="cpu", backend=args.backend)
+    cfg = TrainConfig.from_dict(ck["config"])
+    spec = _data_spec(args, cfg.data) if (args.data or args.dataset) else cfg.data
+    for attr in ("T", "time_window", "downsample", "sensor_size", "cache_dir"):
+        if getattr(args, attr, None) is not None:
+            setattr(spec, attr, getattr(args, attr))
+    _, test, info = build_datasets(spec)
+    from snn.train.loop import _device
+    dev = _device(args.device)
+    res = evaluate(model.to(dev), test, dev, batch_size=args.batch_size)
+    res.update(checkpoint=str(args.checkpoint), data=info)
+    print(f"accuracy {100 * res['acc']:.2f}% on {res['n']} samples, loss {res['loss']:.4f}, "
+          f"firing rate {res['firing_rate']:.3f}")
+    if args.out:
+        from snn.train.checkpoint import write_json
+        write_json(res, args.out)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``snn`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    try:
+        return {"train": _train, "evaluate": _evaluate}[args.command](args)
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
+        print(f"snn {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Small convolutional SNN for event frames (e.g. N-MNIST's 34×34×2)."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from torch import Tensor, nn
+
+from snn.layers import TimeDistributed
+from snn.models.blocks import make_neuron
+from snn.neurons import LeakyIntegrator, check_sequence
+
+__all__ = ["ConvSNN"]
+
+
+class ConvSNN(nn.Module):
+    """Conv → BN → pool → spiking neuron blocks, then a linear layer into a leaky-integrator readout.
+
+    Each block is ``TimeDistributed(Conv2d(k, padding=k//2), BatchNorm2d, MaxPool2d(2))``
+    followed by a spiking neuron layer; the head is ``Flatten → Dropout → Linear →
+    LeakyIntegrator``. Class scores are read from the readout membrane (its mean over time,
+    see :func:`snn.train.scores`). With the defaults this is the "plain 2-conv LIF network"
+    commonly used for N-MNIST (cf. the snnTorch and SpikingJelly tutorials).
+
+    Args:
+        in_channels: input channels (polarities), 2 for DVS data.
+        num_classes: outputs.
+        input_size: input height = width in pixels (34 for N-MNIST).
+        channels: output channels of each conv block.
+        kernel_size: conv kernel size (odd).
+        neuron: ``"lif"``, ``"plif"`` or ``"if"``.
+        tau: membrane time constant in timesteps (LIF/PLIF).
+        surrogate: surrogate-gradient name or instance.
+        backend: neuron backend (``"auto"``, ``"torch"``, ...).
+        dropout: dropout before the linear head.
+        readout_tau: time constant of the readout integrator (timesteps).
+        T: if given, inputs must have exactly ``T`` timesteps (``ValueError`` otherwise).
+
+    Shape:
+        ``[T, B, in_channels, input_size, input_size] → [T, B, num_classes]`` (readout membrane).
+    """
+
+    def __init__(self, in_channels: int = 2, num_classes: int = 10, input_size: int = 34,
+                 channels: Sequence[int] = (16, 32), kernel_size: int = 5, neuron: str = "lif",
+                 tau: float = 2.0, surrogate: str = "atan", backend: str = "auto", dropout: float = 0.0,
+                 readout_tau: float = 5.0, T: Optional[int] = None, detach_reset: bool = True) -> None:
+        super().__init__()
+        self.T = T
+        self.in_channels, self.input_size = in_channels, input_size
+        layers: list[nn.Module] = []
+        c_in, size = in_channels, input_size
+        for c_out in channels:
+            layers.append(TimeDistributed(nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=False),
+                                          nn.BatchNorm2d(c_out), nn.MaxPool2d(2)))
+            layers.append(make_neuron(neuron, tau=tau, surrogate=surrogate, backend=backend,
+                                      detach_reset=detach_reset))
+            c_in, size = c_out, size // 2
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Flatten(2), nn.Dropout(dropout), nn.Linear(c_in * size * size, num_classes))
+        self.readout = LeakyIntegrator(tau=readout_tau)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_sequence(x, "x", min_dim=5, T=self.T)
+        if x.shape[2:] != (self.in_channels, self.input_size, self.input_size):
+            raise ValueError(f"x must be [T, B, {self.in_channels}, {self.input_size}, {self.input_size}], "
+                             f"got {tuple(x.shape)}")
+        return self.readout(self.head(self.features(x)))

@@ -1,0 +1,103 @@
+"""Build the train/test frame datasets that a training run or evaluation asks for."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from torch.utils.data import Dataset, Subset
+
+from snn.datasets import EventFolder, FrameDataset, open_dataset, read_events, train_val_split
+
+log = logging.getLogger("snn")
+
+__all__ = ["DataSpec", "build_datasets", "infer_sensor_size"]
+
+
+@dataclass
+class DataSpec:
+    """Where the events come from and how they become frames.
+
+    Either ``dataset`` (a name of :data:`snn.datasets.DATASETS`, default ``"digits-events"``)
+    or ``data`` (a folder of the user's own recordings, see :class:`snn.datasets.EventFolder`)
+    with optional ``labels`` file, and optional ``test_data``/``test_labels`` (otherwise a
+    seeded ``val_fraction`` of the training set is held out for testing).
+    """
+
+    dataset: str = "digits-events"
+    data: Optional[str] = None
+    labels: Optional[str] = None
+    test_data: Optional[str] = None
+    test_labels: Optional[str] = None
+    root: Optional[str] = None
+    download: bool = False
+    sensor_size: Optional[tuple[int, int, int]] = None
+    T: int = 10
+    time_window: Optional[float] = None
+    downsample: Optional[float] = None
+    val_fraction: float = 0.2
+    seed: int = 0
+    cache_dir: Optional[str] = None
+    progress: bool = True
+
+
+def infer_sensor_size(folder: EventFolder) -> tuple[int, int, int]:
+    """Smallest ``(W, H, 2)`` holding every event of the folder's files (read once)."""
+    w = h = 0
+    for f in folder.files:
+        ev = read_events(f)
+        if len(ev):
+            w, h = max(w, int(ev["x"].max()) + 1), max(h, int(ev["y"].max()) + 1)
+    if w == 0:
+        raise ValueError(f"cannot infer the sensor size: no events in {folder.root}; pass sensor_size")
+    return (w, h, 2)
+
+
+def _folder(data: str, labels: Optional[str], sensor_size) -> EventFolder:
+    if sensor_size is None:
+        probe = EventFolder(data, labels, sensor_size=(2**15 - 1, 2**15 - 1, 2))
+        sensor_size = infer_sensor_size(probe)
+        log.info("inferred sensor size %s from %d files in %s", sensor_size, len(probe), data)
+    return EventFolder(data, labels, sensor_size=tuple(sensor_size))
+
+
+def _frames(events: Dataset, spec: DataSpec, name: str) -> FrameDataset:
+    kw = dict(n_time_bins=spec.T) if spec.time_window is None else dict(time_window=spec.time_window, T=spec.T)
+    return FrameDataset(events, downsample=spec.downsample, cache_dir=spec.cache_dir, name=name,
+                        progress=spec.progress, **kw)
+
+
+def build_datasets(spec: DataSpec) -> tuple[Dataset, Dataset, dict]:
+    """Return ``(train, test, info)``: frame datasets yielding ``(float32 [T, ...], label)``.
+
+    ``info`` holds ``sensor_size``, ``frame_shape`` (``[T, ...]`` per sample), ``num_classes``
+    and a ``source`` description.
+
+    Raises:
+        FileNotFoundError: missing folder or dataset root (from the readers / registry).
+        ValueError: unknown dataset name, bad labels, events outside the sensor size.
+    """
+    if spec.data is not None:
+        train_ev = _folder(spec.data, spec.labels, spec.sensor_size)
+        sensor = train_ev.sensor_size
+        train = _frames(train_ev, spec, f"folder:{Path(spec.data).name}")
+        if spec.test_data is not None:
+            test = _frames(_folder(spec.test_data, spec.test_labels, sensor), spec,
+                           f"folder:{Path(spec.test_data).name}")
+        else:
+            train, test = train_val_split(train, spec.val_fraction, seed=spec.seed, stratify=True)
+        source = f"folder {spec.data}" + (f" (test: {spec.test_data})" if spec.test_data else "")
+    else:
+        kw = {} if spec.dataset == "digits-events" else dict(root=spec.root, download=spec.download)
+        train = _frames(open_dataset(spec.dataset, train=True, **kw), spec, spec.dataset)
+        test = _frames(open_dataset(spec.dataset, train=False, **kw), spec, spec.dataset)
+        source = f"dataset {spec.dataset}"
+    base = train.dataset if isinstance(train, Subset) else train
+    labels = np.asarray(base.labels)
+    classes = getattr(base, "classes", None)
+    num_classes = len(classes) if classes else int(labels.max()) + 1
+    info = {"sensor_size": list(base.sensor_size), "frame_shape": list(base.frames_shape),
+            "num_classes": num_classes, "source": source, "n_train": len(train), "n_test": len(test)}
+    return train, test, info

@@ -1,0 +1,228 @@
+"""The training / evaluation loop behind ``snn train`` and ``snn evaluate``."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from snn.datasets import collate_time_first
+from snn.models import build_model
+from snn.state import reset
+from snn.train.checkpoint import load_checkpoint, save_checkpoint, write_json
+from snn.train.data import DataSpec, build_datasets
+from snn.train.monitor import SpikeMonitor
+from snn.train.plots import plot_spike_raster, plot_training_curves
+
+log = logging.getLogger("snn")
+
+__all__ = ["TrainConfig", "train", "evaluate", "scores", "model_kwargs_for", "load_model"]
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; saved in the checkpoint and ``metrics.json``.
+
+    ``data`` says where events come from (:class:`snn.train.data.DataSpec`); ``model`` is a
+    preset name of :data:`snn.models.PRESETS`, ``model_args`` overrides its defaults.
+    ``lr`` is Adam's initial learning rate (cosine-annealed to 0 over ``epochs``).
+    """
+
+    data: DataSpec = field(default_factory=DataSpec)
+    model: str = "conv"
+    model_args: dict = field(default_factory=dict)
+    epochs: int = 8
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    backend: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+    out: str = "runs/train"
+    resume: bool = False
+    progress: bool = True
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        data = DataSpec(**d.pop("data", {}))
+        if data.sensor_size is not None:
+            data.sensor_size = tuple(data.sensor_size)
+        return cls(data=data, **d)
+
+
+def scores(output: Tensor) -> Tensor:
+    """Class scores from a readout membrane ``[T, B, C]``: its mean over time → ``[B, C]``."""
+    return output.mean(0)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def model_kwargs_for(preset: str, info: dict, backend: str, extra: dict) -> dict:
+    """Constructor arguments that fit a preset to the data (input size, classes, backend)."""
+    shape = info["frame_shape"][1:]
+    kw: dict[str, Any] = {"num_classes": info["num_classes"], "backend": backend}
+    if preset.startswith("conv"):
+        if len(shape) != 3 or shape[1] != shape[2]:
+            raise ValueError(f"model {preset!r} needs square 2-D frames [P, H, W]; the data gives {shape}")
+        kw.update(in_channels=shape[0], input_size=shape[1])
+    else:
+        kw["in_features"] = math.prod(shape)
+    return {**kw, **extra}
+
+
+def load_model(path: str | Path, device: str = "cpu", backend: Optional[str] = None) -> tuple[nn.Module, dict]:
+    """Rebuild the model of a checkpoint (``weights_only`` load). Returns ``(model, checkpoint)``."""
+    ck = load_checkpoint(path)
+    kwargs = dict(ck["model_kwargs"])
+    if backend is not None:
+        kwargs["backend"] = backend
+    model = build_model(ck["config"]["model"], **kwargs)
+    model.load_state_dict(ck["model"])
+    return model.to(_device(device)), ck
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Dataset | DataLoader, device: str | torch.device = "cpu",
+             batch_size: int = 64, monitor: Optional[SpikeMonitor] = None) -> dict[str, float]:
+    """Accuracy, mean cross-entropy and firing rate of ``model`` on ``data``.
+
+    Returns ``{"loss", "acc", "firing_rate", "layer_rates": {...}, "n"}``.
+    """
+    loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size, collate_fn=collate_time_first)
+    model.eval()
+    dev = torch.device(device)
+    mon = monitor or SpikeMonitor(model)
+    loss = correct = n = 0
+    with mon:
+        for x, y in loader:
+            x, y = x.to(dev), y.to(dev)
+            s = scores(model(x))
+            reset(model)
+            loss += F.cross_entropy(s, y, reduction="sum").item()
+            correct += (s.argmax(1) == y).sum().item()
+            n += len(y)
+    if n == 0:
+        raise ValueError("evaluate: the dataset is empty")
+    return {"loss": loss / n, "acc": correct / n, "firing_rate": mon.mean_rate(), "layer_rates": mon.rates(), "n": n}
+
+
+def _train_epoch(model, loader, opt, device, desc: str, progress: bool) -> tuple[float, float]:
+    model.train()
+    loss_sum = correct = n = 0
+    bar = tqdm(loader, desc=desc, leave=False, disable=not progress, mininterval=1.0)
+    for x, y in bar:
+        x, y = x.to(device), y.to(device)
+        s = scores(model(x))
+        loss = F.cross_entropy(s, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        reset(model)
+        loss_sum += loss.item() * len(y)
+        correct += (s.argmax(1) == y).sum().item()
+        n += len(y)
+        bar.set_postfix(loss=f"{loss_sum / n:.3f}", acc=f"{correct / n:.3f}")
+    return loss_sum / n, correct / n
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train a preset on the configured data; returns the ``metrics.json`` content.
+
+    Writes to ``cfg.out``: ``checkpoint.pt`` (atomically, after every epoch; loads with
+    ``torch.load(weights_only=True)``), ``metrics.json``, ``training.png``, ``raster.png``.
+    With ``cfg.resume`` it continues from the last completed epoch; the result equals an
+    uninterrupted run with the same seed (data order is seeded per epoch, RNG state saved).
+
+    Raises:
+        FileExistsError: ``cfg.out`` already holds a checkpoint and ``resume`` is off (nothing
+            the user made is overwritten).
+    """
+    out = Path(cfg.out)
+    ck_path = out / CHECKPOINT
+    if ck_path.exists() and not cfg.resume:
+        raise FileExistsError(f"{ck_path} exists: pass --resume to continue that run or choose another --out")
+    device = _device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    cfg.data.seed = cfg.seed
+    cfg.data.progress = cfg.progress
+    train_ds, test_ds, info = build_datasets(cfg.data)
+    kwargs = model_kwargs_for(cfg.model, info, cfg.backend, cfg.model_args)
+    model = build_model(cfg.model, **kwargs).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
+    history: list[dict] = []
+    start = 0
+    if cfg.resume and ck_path.exists():
+        ck = load_checkpoint(ck_path)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        torch.set_rng_state(ck["rng"])
+        history, start = list(ck["history"]), int(ck["epoch"])
+        log.info("resuming %s after epoch %d", ck_path, start)
+    test_loader = DataLoader(test_ds, batch_size=max(cfg.batch_size, 64), collate_fn=collate_time_first)
+    for epoch in range(start, cfg.epochs):
+        g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=g,
+                            collate_fn=collate_time_first, drop_last=False)
+        t0 = time.perf_counter()
+        tr_loss, tr_acc = _train_epoch(model, loader, opt, device, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
+        sched.step()
+        train_time = time.perf_counter() - t0
+        ev = evaluate(model, test_loader, device)
+        history.append({"epoch": epoch + 1, "train_loss": tr_loss, "train_acc": tr_acc, "test_loss": ev["loss"],
+                        "test_acc": ev["acc"], "firing_rate": ev["firing_rate"], "layer_rates": ev["layer_rates"],
+                        "epoch_time_s": train_time, "lr": sched.get_last_lr()[0]})
+        save_checkpoint({"format": 1, "config": cfg.to_dict(), "model_kwargs": kwargs, "info": info,
+                         "model": model.state_dict(), "optimizer": opt.state_dict(),
+                         "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
+                         "epoch": epoch + 1, "history": history}, ck_path)
+        metrics = _metrics(cfg, info, history, model)
+        write_json(metrics, out / "metrics.json")
+        plot_training_curves(history, out / "training.png")
+        log.info("epoch %d: loss %.4f  train acc %.2f%%  test acc %.2f%%  rate %.3f  (%.1f s)", epoch + 1,
+                 tr_loss, 100 * tr_acc, 100 * ev["acc"], ev["firing_rate"], train_time)
+    _raster(model, test_ds, device, out / "raster.png")
+    return _metrics(cfg, info, history, model)
+
+
+def _metrics(cfg: TrainConfig, info: dict, history: list[dict], model: nn.Module) -> dict:
+    backends = sorted({m.backend_used for m in model.modules() if getattr(m, "backend_used", None)})
+    return {"config": cfg.to_dict(), "data": info, "backends_used": backends, "epochs": history,
+            "final": history[-1] if history else None,
+            "best_test_acc": max((h["test_acc"] for h in history), default=None)}
+
+
+@torch.no_grad()
+def _raster(model: nn.Module, data: Dataset, device: torch.device, path: Path) -> None:
+    """Spike raster of the first spiking layer on the first test sample."""
+    mon = SpikeMonitor(model)
+    first = next(iter(mon.layers), None)
+    if first is None or len(data) == 0:
+        return
+    mon.record = first
+    x, y = data[0]
+    model.eval()
+    with mon:
+        model(x.unsqueeze(1).to(device))
+    reset(model)
+    plot_spike_raster(mon.recorded[:, 0], path, title=f"layer {first!r}, test sample 0 (label {y})")

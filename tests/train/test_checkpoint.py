@@ -1,0 +1,42 @@
+import os
+
+import pytest
+import torch
+
+from snn.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+
+def test_round_trip_loads_with_weights_only(tmp_path):
+    p = tmp_path / "ck.pt"
+    state = {"model": {"w": torch.arange(3.0)}, "epoch": 2, "config": {"lr": 1e-3, "name": "x"}}
+    save_checkpoint(state, p)
+    assert torch.load(p, weights_only=True)["epoch"] == 2
+    assert torch.equal(load_checkpoint(p)["model"]["w"], torch.arange(3.0))
+
+
+def test_interrupted_save_keeps_the_previous_file_and_leaves_no_temp(tmp_path, monkeypatch):
+    p = tmp_path / "ck.pt"
+    save_checkpoint({"model": {}, "epoch": 1}, p)
+
+    def broken(obj, f):
+        f.write(b"partial")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(torch, "save", broken)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"model": {}, "epoch": 2}, p)
+    monkeypatch.undo()
+    assert load_checkpoint(p)["epoch"] == 1
+    assert os.listdir(tmp_path) == ["ck.pt"]
+
+
+def test_corrupt_or_foreign_files_raise_naming_the_file(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        load_checkpoint(bad)
+    other = tmp_path / "other.pt"
+    torch.save([1, 2], other)
+    with pytest.raises(CheckpointError, match="not an snn checkpoint"):
+        load_checkpoint(other)
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        load_checkpoint(tmp_path / "missing.pt")
