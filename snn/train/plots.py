@@ -18,7 +18,7 @@ __all__ = ["plot_training_curves", "plot_spike_raster"]
 def _save(fig, path: str | os.PathLike) -> None:
     p = Path(path)
     tmp = p.with_name(f".{p.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    fig.savefig(tmp, dpi=110)
     plt.close(fig)
     os.replace(tmp, p)
 
@@ -26,7 +26,7 @@ def _save(fig, path: str | os.PathLike) -> None:
 def plot_training_curves(history: Sequence[dict], path: str | os.PathLike) -> None:
     """Loss, accuracy and firing rate per epoch from ``metrics.json``'s ``epochs`` list."""
     ep = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(1, 3, figsize=(12, 3.2))
+    fig, ax = plt.subplots(1, 3, figsize=(12, 3.4), layout="constrained")
     ax[0].plot(ep, [h["train_loss"] for h in history], "o-", label="train")
     ax[0].plot(ep, [h["test_loss"] for h in history], "o-", label="test")
     ax[0].set(xlabel="epoch", ylabel="cross-entropy", title="loss")
@@ -46,7 +46,7 @@ def plot_spike_raster(spikes: Tensor, path: str | os.PathLike, title: str = "", 
     """Raster of one sample's spikes ``[T, *neurons]`` (the first ``max_neurons`` neurons)."""
     s = spikes.reshape(spikes.shape[0], -1)[:, :max_neurons].numpy()
     t, n = np.nonzero(s)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     ax.scatter(t, n, s=4, marker="|", color="k")
     ax.set(xlabel="timestep", ylabel="neuron", title=title or "spike raster", xlim=(-0.5, s.shape[0] - 0.5),
            ylim=(-0.5, s.shape[1] - 0.5))
