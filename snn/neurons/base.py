@@ -49,6 +49,8 @@ class BaseNeuron(StatefulModule):
             applied along dim 2 of ``[T, B, C, ...]`` (dim 1 of a ``step`` input).
         backend: ``"auto"``, ``"torch"`` or a registered fused backend (:mod:`snn.neurons.backends`).
         record_v: keep the membrane sequence of the last forward in ``v_seq``.
+        v_init: membrane potential at rest / at the start of every sequence (default 0; ANN→SNN
+            conversion starts at half the threshold, Rueckauer et al. 2017, Bu et al. 2022).
 
     Shape:
         forward: ``[T, B, *feature] → [T, B, *feature]`` spikes (0./1., input dtype).
@@ -62,7 +64,7 @@ class BaseNeuron(StatefulModule):
     def __init__(self, v_threshold: float = 1.0, v_reset: Optional[float] = 0.0,
                  surrogate: SurrogateLike = "atan", detach_reset: bool = False,
                  learn_threshold: bool = False, num_channels: Optional[int] = None,
-                 backend: str = "auto", record_v: bool = False,
+                 backend: str = "auto", record_v: bool = False, v_init: float = 0.0,
                  device: Optional[torch.device | str] = None, dtype: Optional[torch.dtype] = None) -> None:
         super().__init__()
         if not v_threshold > 0:
@@ -83,6 +85,8 @@ class BaseNeuron(StatefulModule):
             self.v_threshold = nn.Parameter(th)
         else:
             self.register_buffer("v_threshold", th)
+        shape = (num_channels,) if num_channels else ()
+        self.register_buffer("v_init", torch.full(shape, float(v_init), **self._factory))
         self.v: Optional[Tensor] = None
         self.v_seq: Optional[Tensor] = None
         self.backend_used: Optional[str] = None
@@ -112,10 +116,14 @@ class BaseNeuron(StatefulModule):
             raise ValueError(f"{name}: this layer has num_channels={self.num_channels} along dim {channel_dim}, "
                              f"got shape {tuple(x.shape)}")
 
-    def _initial_v(self, like: Tensor, name: str) -> Tensor:
+    def _rest(self, like: Tensor) -> Tensor:
+        """Membrane at rest, ``[B, *feature]``: zeros plus ``v_init``."""
+        return torch.empty_like(like).copy_(self._per_channel(self.v_init, like.dim()))
+
+    def _initial_v(self, like: Tensor) -> Tensor:
         if self._stateful_v_ok(like):
             return self.v  # type: ignore[return-value]
-        return torch.zeros_like(like)
+        return self._rest(like)
 
     def _stateful_v_ok(self, like: Tensor) -> bool:
         if self.v is None:
@@ -131,7 +139,7 @@ class BaseNeuron(StatefulModule):
         check_sequence(x, "x", min_dim=2)
         self._check_channels(x, 2, "x")
         x0 = x[0].detach()
-        v0 = self._initial_v(x0, "x") if self._stateful else torch.zeros_like(x0)
+        v0 = self._initial_v(x0) if self._stateful else self._rest(x0)
         spec = self.spec(x.dim() - 1)
         impl = resolve_backend(self.backend, x.device.type, spec)
         if impl.name != self.backend_used:
@@ -147,7 +155,7 @@ class BaseNeuron(StatefulModule):
         """Advance one timestep with ``x_t`` of shape ``[B, *feature]``; the state stays on the module."""
         check_sequence(x_t, "x_t", min_dim=1)
         self._check_channels(x_t, 1, "x_t")
-        v = self._initial_v(x_t, "x_t")
+        v = self._initial_v(x_t)
         s, self.v = neuron_step(x_t, v, self.spec(x_t.dim()))
         return s
 

@@ -131,3 +131,14 @@ def test_leaky_integrator_readout():
     perfect = LeakyIntegrator(tau=float("inf"))
     x = torch.rand(6, 2, 3)
     torch.testing.assert_close(perfect(x), x.cumsum(0))
+
+
+def test_v_init_sets_the_starting_membrane():
+    # converted-network convention: start at half threshold; 0.3 per step → spikes at t=1, 4, ...
+    n = IF(v_reset=None, v_init=0.5, dtype=torch.float64)
+    s, v = run(n, [0.3] * 5)
+    assert s == [0, 1, 0, 0, 1]
+    assert v == pytest.approx([0.8, 0.1, 0.4, 0.7, 0.0])
+    ch = IF(v_init=0.25, num_channels=2)
+    snn.reset(ch)
+    assert ch.step(torch.zeros(1, 2)).sum() == 0 and torch.allclose(ch.v, torch.full((1, 2), 0.25))
