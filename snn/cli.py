@@ -8,7 +8,11 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "SUBCOMMAND_MODULES"]
+
+# Modules that add subcommands: each defines ``add_parser(subparsers)``, which creates its
+# parser and sets ``func=handler`` (``handler(args) -> int``) with ``set_defaults``.
+SUBCOMMAND_MODULES: tuple[str, ...] = ()
 
 
 def _sensor_size(text: str) -> tuple[int, int, int]:
@@ -68,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
     e.add_argument("--batch-size", type=int, default=64)
     e.add_argument("--out", metavar="JSON", help="write the result here as JSON")
+    t.set_defaults(func=_train)
+    e.set_defaults(func=_evaluate)
+    import importlib
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(name).add_parser(sub)
     return parser
 
 
@@ -129,7 +138,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
-        return {"train": _train, "evaluate": _evaluate}[args.command](args)
+        return args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
         print(f"snn {args.command}: error: {e}", file=sys.stderr)
         return 2
