@@ -12,7 +12,7 @@ __all__ = ["main", "build_parser", "SUBCOMMAND_MODULES"]
 
 # Modules that add subcommands: each defines ``add_parser(subparsers)``, which creates its
 # parser and sets ``func=handler`` (``handler(args) -> int``) with ``set_defaults``.
-SUBCOMMAND_MODULES: tuple[str, ...] = ()
+SUBCOMMAND_MODULES: tuple[str, ...] = ("snn.energy.cli",)
 
 
 def _sensor_size(text: str) -> tuple[int, int, int]:
@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--backend", default="auto", help="neuron backend: auto, torch, numba, cupy")
     t.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", default="runs/train", help="run folder (checkpoint, metrics.json, PNGs)")
+    t.add_argument("--out", help="run folder for checkpoint, metrics.json and PNGs "
+                                 "(default: a new runs/<data>-<date>-<time>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -96,8 +97,18 @@ def _data_spec(args: argparse.Namespace, base=None):
     return spec
 
 
+def _default_out(args: argparse.Namespace) -> str:
+    import time
+    data = Path(args.data).name if args.data else args.dataset
+    return str(Path("runs") / f"{data}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
 def _train(args: argparse.Namespace) -> int:
     from snn.train import TrainConfig, train
+    if args.out is None:
+        if args.resume:
+            raise ValueError("--resume needs --out, the run folder to continue")
+        args.out = _default_out(args)
     cfg = TrainConfig(data=_data_spec(args), model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, backend=args.backend, device=args.device, seed=args.seed, out=args.out,
                       resume=args.resume, progress=not args.no_progress)
