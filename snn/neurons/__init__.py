@@ -10,3 +10,5 @@ from snn.neurons.readout import LeakyIntegrator
 __all__ = ["IF", "LIF", "ParametricLIF", "PLIF", "LeakyIntegrator", "BaseNeuron", "NeuronSpec",
            "neuron_step", "multistep", "check_sequence", "tau_to_beta", "beta_to_tau", "Backend",
            "register_backend", "resolve_backend", "available_backends", "backend_names"]
+
+import snn.cuda.backends  # noqa: E402,F401  (registers the fused "numba"/"cupy" backends)

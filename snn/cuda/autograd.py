@@ -1,0 +1,158 @@
+"""One ``torch.autograd.Function`` for every fused backend; backends differ only in the
+:class:`Launcher` that runs the forward and backward kernels on flat tensors.
+
+Layout: the input ``[T, B, *feature]`` is viewed as ``[T, N]`` with ``N = B·prod(feature)``
+(row-major, so neuron ``n`` belongs to channel ``(n // S) % P``, see
+:func:`snn.cuda.params.channel_layout`). Saved for the backward pass: the pre-reset
+membrane ``h`` as one ``[T, N]`` sequence in the state dtype and the flat parameters; the
+initial state ``v0 [N]`` only when the decay needs a gradient, and ``x`` only when that
+decay also scales the input (``decay_input``). Spikes and post-reset membranes are
+recomputed from ``h`` in the backward kernel.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Optional, Protocol
+
+import torch
+from torch import Tensor
+
+from snn.cuda.params import KernelConfig, channel_layout, flat_param, kernel_config, supports
+from snn.neurons.functional import NeuronSpec, multistep
+
+__all__ = ["Launcher", "FusedNeuron", "make_run"]
+
+log = logging.getLogger("snn")
+
+
+class Launcher(Protocol):
+    """Kernel launches of one backend. All tensors are contiguous, on one device; ``[T, N]``
+    sequences, ``[N]`` per-neuron vectors, ``[P]`` parameters in ``state_dtype``. Optional
+    sequences that are not wanted are passed as ``[1, N]`` scratch rows with a 0 flag."""
+
+    name: str
+
+    def state_dtype(self, x: Tensor) -> torch.dtype:
+        """dtype of the membrane state and saved ``h`` for input ``x``."""
+
+    def forward(self, x: Tensor, v0: Tensor, beta: Tensor, omb: Tensor, theta: Tensor, S: int,
+                cfg: KernelConfig, spikes: Tensor, h: Tensor, store_h: bool, v_seq: Tensor,
+                record_v: bool, v_last: Tensor) -> None:
+        """Fill ``spikes`` (x dtype), ``h`` and ``v_seq`` if flagged, and ``v_last``."""
+
+    def backward(self, grad_s: Tensor, has_gs: bool, grad_vseq: Tensor, has_gvseq: bool,
+                 grad_vlast: Tensor, h: Tensor, v0: Tensor, x: Tensor, beta: Tensor, omb: Tensor,
+                 theta: Tensor, S: int, cfg: KernelConfig, grad_x: Tensor, grad_v0: Tensor,
+                 dbeta: Tensor, need_dbeta: bool, dtheta: Tensor) -> None:
+        """Fill ``grad_x`` (x dtype), ``grad_v0``, per-neuron ``dtheta [N]`` and, if flagged,
+        per-neuron ``dbeta [N]`` (``x`` is a real sequence only with decay_input)."""
+
+
+def _reduce(per_neuron: Tensor, shape: torch.Size, dtype: torch.dtype, P: int, S: int) -> Tensor:
+    """Sum per-neuron parameter gradients ``[N]`` to the parameter's shape (0-d or [C,1,..])."""
+    if shape.numel() == 1:
+        g = per_neuron.sum()
+    else:
+        g = per_neuron.view(-1, P, S).sum(dim=(0, 2))
+    return g.reshape(shape).to(dtype)
+
+
+def _meta(p: object) -> Optional[tuple[torch.Size, torch.dtype]]:
+    return (p.shape, p.dtype) if isinstance(p, Tensor) else None
+
+
+class FusedNeuron(torch.autograd.Function):
+    """Whole-sequence IF/LIF/PLIF forward and BPTT backward in one kernel each.
+
+    ``apply(launcher, cfg, P, S, record_v, x, v0, beta, theta)`` with ``beta``/``theta``
+    tensors (0-d or ``[C, 1, ...]``) or Python floats/None; returns ``(spikes, v_last)`` or
+    ``(spikes, v_last, v_seq)``. Gradients flow to ``x``, ``v0``, and tensor ``beta``/``theta``.
+    """
+
+    @staticmethod
+    def forward(ctx, launcher: Launcher, cfg: KernelConfig, P: int, S: int, record_v: bool,
+                x: Tensor, v0: Tensor, beta, theta):  # type: ignore[override]
+        T = x.shape[0]
+        xf = x.contiguous().view(T, -1)
+        N = xf.shape[1]
+        sd = launcher.state_dtype(x)
+        dev = x.device
+        b = flat_param(beta, 1.0, P, sd, dev)
+        o = flat_param(None if beta is None else 1.0 - beta, 0.0, P, sd, dev)
+        th = flat_param(theta, 0.0, P, sd, dev)
+        v0f = v0.detach().reshape(N).to(sd).contiguous()
+        need_grad = any(ctx.needs_input_grad[5:])
+        spikes = torch.empty_like(xf)
+        h = torch.empty((T if need_grad else 1, N), dtype=sd, device=dev)
+        v_seq = torch.empty((T if record_v else 1, N), dtype=sd, device=dev)
+        v_last = torch.empty(N, dtype=sd, device=dev)
+        launcher.forward(xf, v0f, b, o, th, S, cfg, spikes, h, need_grad, v_seq, record_v, v_last)
+        if need_grad:
+            need_db = ctx.needs_input_grad[7]  # v0 and (with decay_input) x only feed dβ
+            keep_x = need_db and cfg.charge_mode == 2  # CHARGE_DECAY_INPUT
+            ctx.save_for_backward(h, v0f if need_db else None, b, o, th, xf if keep_x else None)
+        ctx.meta = (launcher, cfg, P, S, x.shape, x.dtype, v0.shape, v0.dtype, _meta(beta), _meta(theta))
+        ctx.set_materialize_grads(False)
+        out = (spikes.view(x.shape), v_last.view(v0.shape))
+        return out + (v_seq.view(x.shape),) if record_v else out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gs, gvlast, gvseq=None):  # type: ignore[override]
+        launcher, cfg, P, S, xshape, xdtype, v0shape, v0dtype, beta, theta = ctx.meta
+        h, v0f, b, o, th, xf = ctx.saved_tensors
+        T, N = h.shape
+        dev, sd = h.device, h.dtype
+        if v0f is None:  # not read by the kernels without dβ
+            v0f = torch.zeros(1, dtype=sd, device=dev)
+
+        def row(g: Optional[Tensor], dtype: torch.dtype) -> tuple[Tensor, bool]:
+            if g is not None:
+                return g.reshape(T, N).to(dtype).contiguous(), True
+            return torch.zeros((1, N), dtype=dtype, device=dev), False
+
+        gsf, has_gs = row(gs, xdtype)
+        gvsf, has_gvs = row(gvseq, sd)
+        gvl = (torch.zeros(N, dtype=sd, device=dev) if gvlast is None
+               else gvlast.reshape(N).to(sd).contiguous())
+        need_db = ctx.needs_input_grad[7]
+        x_arg = xf if xf is not None else torch.zeros((1, N), dtype=xdtype, device=dev)
+        grad_x = torch.empty((T, N), dtype=xdtype, device=dev)
+        grad_v0 = torch.empty(N, dtype=sd, device=dev)
+        dbeta = torch.empty(N if need_db else 1, dtype=sd, device=dev)
+        dtheta = torch.empty(N, dtype=sd, device=dev)
+        launcher.backward(gsf, has_gs, gvsf, has_gvs, gvl, h, v0f, x_arg, b, o, th, S, cfg,
+                          grad_x, grad_v0, dbeta, need_db, dtheta)
+        gx = grad_x.view(xshape) if ctx.needs_input_grad[5] else None
+        gv0 = grad_v0.view(v0shape).to(v0dtype) if ctx.needs_input_grad[6] else None
+        gb = _reduce(dbeta, *beta, P, S) if need_db else None
+        gth = _reduce(dtheta, *theta, P, S) if ctx.needs_input_grad[8] else None
+        return None, None, None, None, None, gx, gv0, gb, gth
+
+
+def make_run(launcher_factory: Callable[[], Launcher], dtypes: tuple[torch.dtype, ...]
+             ) -> Callable[[Tensor, Tensor, NeuronSpec, bool], tuple[Tensor, Tensor, Optional[Tensor]]]:
+    """A registry ``run(x, v0, spec, record_v)`` over :class:`FusedNeuron`.
+
+    Inputs the kernels do not cover (a dtype outside ``dtypes``, parameters that are not
+    scalar or per-channel along dim 2, ``T = 0``) run the torch reference instead, with a
+    DEBUG log line.
+    """
+    launcher: list[Launcher] = []
+
+    def run(x: Tensor, v0: Tensor, spec: NeuronSpec, record_v: bool = False
+            ) -> tuple[Tensor, Tensor, Optional[Tensor]]:
+        layout = channel_layout(x, spec.beta, spec.v_threshold)
+        if x.dtype not in dtypes or layout is None or x.shape[0] == 0 or x[0].numel() == 0:
+            log.debug("fused kernels do not cover dtype=%s shape=%s; running the torch reference",
+                      x.dtype, tuple(x.shape))
+            return multistep(x, v0, spec, record_v)
+        if not launcher:
+            launcher.append(launcher_factory())
+        P, S = layout
+        out = FusedNeuron.apply(launcher[0], kernel_config(spec), P, S, record_v, x, v0,
+                                spec.beta, spec.v_threshold)
+        return out[0], out[1], (out[2] if record_v else None)
+
+    run.supports = supports  # type: ignore[attr-defined]
+    return run

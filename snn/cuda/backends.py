@@ -1,0 +1,95 @@
+"""Registration of the fused neuron backends with :mod:`snn.neurons.backends`.
+
+Importing this module registers ``"numba"`` (CPU), ``"numba"`` (CUDA) and ``"cupy"``
+(CUDA). It imports neither Numba nor CuPy: kernels, and the packages they need, load on
+the first forward that uses them, and the availability checks run once per process.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor
+
+from snn.neurons.backends import Backend, register_backend
+from snn.neurons.functional import NeuronSpec
+
+__all__ = ["CUDA_INSTALL_HINT", "register_neuron_backends"]
+
+CUDA_INSTALL_HINT = 'pip install "snn[cuda]"'
+CPU_DTYPES = (torch.float32, torch.float64)
+GPU_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _supports(spec: NeuronSpec) -> bool:
+    from snn.cuda.params import supports
+    return supports(spec)
+
+
+def _lazy_run(module: str, launcher: str, dtypes: tuple[torch.dtype, ...]
+              ) -> Callable[[Tensor, Tensor, NeuronSpec, bool], tuple]:
+    impl: list[Callable] = []
+
+    def run(x: Tensor, v0: Tensor, spec: NeuronSpec, record_v: bool = False) -> tuple:
+        if not impl:
+            from snn.cuda.autograd import make_run
+            impl.append(make_run(getattr(importlib.import_module(module), launcher), dtypes))
+        return impl[0](x, v0, spec, record_v)
+    run.__doc__ = f"Fused multi-step neuron via {module}.{launcher} (see snn.cuda.autograd)."
+    return run
+
+
+@functools.lru_cache(maxsize=None)
+def _torch_cuda_reason() -> Optional[str]:
+    if not torch.cuda.is_available():
+        return "no CUDA GPU is visible to PyTorch (torch.cuda.is_available() is False)"
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _cupy_reason() -> Optional[str]:
+    reason = _torch_cuda_reason()
+    if reason is not None:
+        return f"backend 'cupy' needs a GPU: {reason}"
+    try:
+        import cupy
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:  # broken wheel, CUDA version mismatch, no driver
+        return (f"backend 'cupy' cannot use the GPU ({type(err).__name__}: {err}); install the CuPy "
+                f"wheel matching your CUDA version, e.g. `{CUDA_INSTALL_HINT}`")
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _numba_cuda_reason() -> Optional[str]:
+    reason = _torch_cuda_reason()
+    if reason is not None:
+        return f"backend 'numba' on CUDA needs a GPU: {reason}"
+    try:
+        from numba import cuda
+        ok = cuda.is_available()
+    except Exception as err:
+        return f"numba.cuda cannot be imported ({type(err).__name__}: {err}); try `{CUDA_INSTALL_HINT}`"
+    if not ok:
+        return f"numba.cuda finds no usable GPU or CUDA driver; try `{CUDA_INSTALL_HINT}`"
+    return None
+
+
+def register_neuron_backends() -> None:
+    """(Re-)register the fused backends; called on import."""
+    register_backend(Backend(
+        name="numba", device_type="cpu", priority=10, requires="numba", install_hint="pip install numba",
+        run=_lazy_run("snn.cuda.cpu", "CpuLauncher", CPU_DTYPES), supports=_supports))
+    register_backend(Backend(
+        name="cupy", device_type="cuda", priority=20, requires="cupy", install_hint=CUDA_INSTALL_HINT,
+        run=_lazy_run("snn.cuda.cupy_gpu", "CupyLauncher", GPU_DTYPES), supports=_supports,
+        available=_cupy_reason))
+    register_backend(Backend(
+        name="numba", device_type="cuda", priority=10, requires="numba", install_hint=CUDA_INSTALL_HINT,
+        run=_lazy_run("snn.cuda.numba_gpu", "NumbaCudaLauncher", GPU_DTYPES), supports=_supports,
+        available=_numba_cuda_reason))
+
+
+register_neuron_backends()

@@ -1,0 +1,97 @@
+"""GPU backend ``"cupy"``: the CUDA C kernels of ``csrc/neuron.cu`` through CuPy.
+
+The module is compiled once per process and device from the source files with
+``cupy.RawModule`` (NVRTC; CuPy also caches the binary on disk), instantiating
+``snn::neuron_forward<T>``/``snn::neuron_backward<T>`` for T = float, __half and
+__nv_bfloat16, so half-precision inputs are read and written natively with float32 state.
+Launches go to PyTorch's current stream; tensors are passed as raw device pointers.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from snn.cuda.params import KernelConfig
+
+__all__ = ["CupyLauncher", "SOURCE_DIR", "KERNEL_TYPES", "load_module"]
+
+SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
+KERNEL_TYPES = {torch.float32: "float", torch.float16: "__half", torch.bfloat16: "__nv_bfloat16"}
+THREADS = 128
+
+
+def _names(kernel: str) -> list[str]:
+    return [f"snn::{kernel}<{t}>" for t in KERNEL_TYPES.values()]
+
+
+@functools.lru_cache(maxsize=None)
+def load_module(device_index: int):
+    """The compiled ``cupy.RawModule`` for one device (compiled on first use, then cached).
+
+    Raises:
+        ImportError: CuPy is not installed (``pip install "snn[cuda]"``).
+    """
+    import cupy
+
+    src = (SOURCE_DIR / "neuron.cu").read_text()
+    with cupy.cuda.Device(device_index):
+        mod = cupy.RawModule(code=src, options=("-std=c++17", f"-I{SOURCE_DIR}"),
+                             name_expressions=_names("neuron_forward") + _names("neuron_backward"))
+        mod.compile()
+    return mod
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel(device_index: int, kernel: str, dtype: torch.dtype):
+    return load_module(device_index).get_function(f"snn::{kernel}<{KERNEL_TYPES[dtype]}>")
+
+
+def _ptr(t: torch.Tensor) -> np.uint64:
+    return np.uint64(t.data_ptr())
+
+
+class CupyLauncher:
+    """:class:`snn.cuda.autograd.Launcher` for CUDA tensors (float32, float16, bfloat16)."""
+
+    name = "cupy"
+
+    def state_dtype(self, x: Tensor) -> torch.dtype:
+        return torch.float32
+
+    def _launch(self, device: torch.device, kernel: str, dtype: torch.dtype, N: int, args: tuple) -> None:
+        import cupy
+
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        fn = _kernel(index, kernel, dtype)
+        grid = ((N + THREADS - 1) // THREADS,)
+        with cupy.cuda.Device(index):
+            stream = cupy.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream)
+            with stream:
+                fn(grid, (THREADS,), args)
+
+    def forward(self, x: Tensor, v0: Tensor, beta: Tensor, omb: Tensor, theta: Tensor, S: int,
+                cfg: KernelConfig, spikes: Tensor, h: Tensor, store_h: bool, v_seq: Tensor,
+                record_v: bool, v_last: Tensor) -> None:
+        T, N = x.shape
+        f, i32, i64 = np.float32, np.int32, np.int64
+        args = (_ptr(x), _ptr(v0), _ptr(beta), _ptr(omb), _ptr(theta), i32(beta.shape[0]), i64(S),
+                i32(T), i64(N), i32(cfg.charge_mode), f(cfg.v_reset), f(cfg.hard), _ptr(spikes),
+                _ptr(h), i32(store_h), _ptr(v_seq), i32(record_v), _ptr(v_last))
+        self._launch(x.device, "neuron_forward", x.dtype, N, args)
+
+    def backward(self, grad_s: Tensor, has_gs: bool, grad_vseq: Tensor, has_gvseq: bool,
+                 grad_vlast: Tensor, h: Tensor, v0: Tensor, x: Tensor, beta: Tensor, omb: Tensor,
+                 theta: Tensor, S: int, cfg: KernelConfig, grad_x: Tensor, grad_v0: Tensor,
+                 dbeta: Tensor, need_dbeta: bool, dtheta: Tensor) -> None:
+        T, N = h.shape
+        f, i32, i64 = np.float32, np.int32, np.int64
+        args = (_ptr(grad_s), i32(has_gs), _ptr(grad_vseq), i32(has_gvseq), _ptr(grad_vlast), _ptr(h),
+                _ptr(v0), _ptr(x), i32(x.shape[0] == T), _ptr(beta), _ptr(omb), _ptr(theta),
+                i32(beta.shape[0]), i64(S), i32(T), i64(N), i32(cfg.charge_mode), f(cfg.v_reset),
+                f(cfg.hard), f(cfg.keep_reset), i32(cfg.kind), f(cfg.sa), f(cfg.sb), i32(need_dbeta),
+                _ptr(grad_x), _ptr(grad_v0), _ptr(dbeta), _ptr(dtheta))
+        self._launch(h.device, "neuron_backward", grad_x.dtype, N, args)

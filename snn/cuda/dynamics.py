@@ -1,0 +1,190 @@
+"""The integrate-and-fire update and the surrogate derivatives as scalar functions.
+
+This file is the single Numba-side definition of the dynamics: every function is plain
+Python over scalars, marked :func:`numba.extending.register_jitable`, so the same source is
+compiled into the ``@njit`` CPU kernels (:mod:`snn.cuda.cpu`) and into the ``numba.cuda``
+kernels (:mod:`snn.cuda.numba_gpu`), and runs unchanged under the CUDA simulator. The CUDA C
+twin for CuPy is ``csrc/neuron.cuh``. Both follow :mod:`snn.neurons.functional`
+(the reference) operation for operation, so forward results are bitwise equal to it.
+
+Per timestep (β decay, g input gain, θ threshold, ``hard``/``keep_reset`` 0./1. flags)::
+
+    h = charge(v, x)                       mode FMA: fma(β, v, x)   (torch.addcmul; IF uses β = 1)
+                                           mode MUL_ADD: x + β·v    (Python-float β)
+                                           mode DECAY_INPUT: v + (1−β)·(x − v)
+    s = spike(h, θ) = [h ≥ θ]
+    v = reset(h, s) = h − s·(hard·(h − v_reset) + (1 − hard)·θ)
+
+Flags enter as 0./1. multipliers, which is exact (products with 0 or 1 are exact), so the
+options are runtime values and one compiled kernel serves every option.
+
+Surrogates are written as ``a·f(b·z)`` with two coefficients per kind precomputed on the
+host from ``alpha`` by :func:`surrogate_coefficients` (also here), ``z = h − θ``.
+Literal constants are float32 (exact for 0, ½, 1), so float32 kernels never promote to
+float64 and float64 kernels stay float64.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba.extending import register_jitable
+
+from snn.cuda.arith import fma, mul_rn
+
+__all__ = [
+    "ATAN", "SIGMOID", "FAST_SIGMOID", "TRIANGLE", "GAUSSIAN", "ERFC", "SURROGATE_KINDS",
+    "CHARGE_FMA", "CHARGE_MUL_ADD", "CHARGE_DECAY_INPUT", "surrogate_coefficients",
+    "atan_grad", "sigmoid_grad", "fast_sigmoid_grad", "triangle_grad", "gaussian_grad", "erfc_grad",
+    "surrogate_grad", "charge", "spike", "reset", "backward_step", "charge_backward", "charge_grad_beta",
+]
+
+ZERO = np.float32(0.0)
+HALF = np.float32(0.5)
+ONE = np.float32(1.0)
+
+# surrogate kind ids (same numbering in csrc/neuron.cuh)
+ATAN, SIGMOID, FAST_SIGMOID, TRIANGLE, GAUSSIAN, ERFC = 0, 1, 2, 3, 4, 5
+SURROGATE_KINDS = {"atan": ATAN, "sigmoid": SIGMOID, "fast_sigmoid": FAST_SIGMOID,
+                   "triangle": TRIANGLE, "gaussian": GAUSSIAN, "erfc": ERFC}
+
+# charge modes (same numbering in csrc/neuron.cuh)
+CHARGE_FMA, CHARGE_MUL_ADD, CHARGE_DECAY_INPUT = 0, 1, 2
+
+
+def surrogate_coefficients(kind: int, alpha: float) -> tuple[float, float]:
+    """Host side: the coefficients ``(a, b)`` of surrogate ``kind`` (see the ``*_grad``
+    functions) for sharpness ``alpha``, in float64. Raises ``ValueError`` for an unknown kind."""
+    if kind == ATAN:
+        return 0.5 * alpha, 0.5 * math.pi * alpha
+    if kind == SIGMOID:
+        return alpha, alpha
+    if kind == FAST_SIGMOID:
+        return 0.5 * alpha, alpha
+    if kind == TRIANGLE:
+        return alpha, alpha
+    if kind == GAUSSIAN:
+        return alpha / math.sqrt(2.0 * math.pi), alpha
+    if kind == ERFC:
+        return alpha / math.sqrt(math.pi), alpha
+    raise ValueError(f"unknown surrogate kind {kind}")
+
+
+# -- surrogate derivatives σ'(z): a = leading factor, b = scale of z ----------------------
+@register_jitable
+def atan_grad(z, a, b):
+    """ATan: (α/2) / (1 + (π·α·z/2)²); a = α/2, b = π·α/2."""
+    u = b * z
+    return a / (ONE + u * u)
+
+
+@register_jitable
+def sigmoid_grad(z, a, b):
+    """Sigmoid: α·σ(αz)·(1 − σ(αz)); a = b = α."""
+    s = ONE / (ONE + math.exp(-(b * z)))
+    return a * s * (ONE - s)
+
+
+@register_jitable
+def fast_sigmoid_grad(z, a, b):
+    """Fast sigmoid / SuperSpike: (α/2) / (1 + α|z|)²; a = α/2, b = α."""
+    d = ONE + b * abs(z)
+    return a / (d * d)
+
+
+@register_jitable
+def triangle_grad(z, a, b):
+    """Triangle: α·max(0, 1 − α|z|); a = b = α."""
+    d = ONE - b * abs(z)
+    return a * d if d > ZERO else ZERO
+
+
+@register_jitable
+def gaussian_grad(z, a, b):
+    """Gaussian: α/√(2π)·exp(−(αz)²/2); a = α/√(2π), b = α."""
+    u = b * z
+    return a * math.exp(-HALF * (u * u))
+
+
+@register_jitable
+def erfc_grad(z, a, b):
+    """Erfc: α/√π·exp(−(αz)²); a = α/√π, b = α."""
+    u = b * z
+    return a * math.exp(-(u * u))
+
+
+@register_jitable
+def surrogate_grad(kind, z, a, b):
+    """σ'(z) of surrogate ``kind`` (an id above) with coefficients ``(a, b)``."""
+    if kind == ATAN:
+        return atan_grad(z, a, b)
+    if kind == SIGMOID:
+        return sigmoid_grad(z, a, b)
+    if kind == FAST_SIGMOID:
+        return fast_sigmoid_grad(z, a, b)
+    if kind == TRIANGLE:
+        return triangle_grad(z, a, b)
+    if kind == GAUSSIAN:
+        return gaussian_grad(z, a, b)
+    return erfc_grad(z, a, b)
+
+
+# -- forward ------------------------------------------------------------------------------
+@register_jitable
+def charge(v, x, beta, omb, mode):
+    """Membrane before firing, ``h``; ``omb = 1 − β`` computed on the host like the reference."""
+    h_fma = fma(beta, v, x)
+    h_mul = x + mul_rn(beta, v)
+    h_dec = v + mul_rn(omb, x - v)
+    if mode == CHARGE_FMA:
+        return h_fma
+    if mode == CHARGE_MUL_ADD:
+        return h_mul
+    return h_dec
+
+
+@register_jitable
+def spike(h, theta):
+    """Heaviside ``[h ≥ θ]`` as 0./1. (float32; equal to the reference's ``h − θ ≥ 0``)."""
+    return ONE if h >= theta else ZERO
+
+
+@register_jitable
+def reset(h, s, theta, v_reset, hard):
+    """Membrane after the spike: ``h − s·θ`` (hard = 0) or ``h − s·(h − v_reset)`` (hard = 1)."""
+    return h - s * (hard * (h - v_reset) + (ONE - hard) * theta)
+
+
+# -- backward -----------------------------------------------------------------------------
+@register_jitable
+def backward_step(gs, gv, h, sg, theta, v_reset, hard, keep_reset):
+    """Gradients of one fire-and-reset step.
+
+    Args: ``gs = ∂L/∂s[t]`` from the output, ``gv = ∂L/∂v[t]`` (from later steps and the
+    recorded/last membrane), ``h`` the stored pre-reset membrane, ``sg = σ'(h − θ)``,
+    ``keep_reset`` = 0. under ``detach_reset`` else 1.
+
+    Returns: ``(∂L/∂h[t], ∂L/∂θ contribution of this step)``.
+    """
+    s = spike(h, theta)
+    soft = ONE - hard
+    dv_ds = hard * (v_reset - h) - soft * theta
+    gs_tot = gs + keep_reset * (gv * dv_ds)
+    gh = gs_tot * sg + gv * (ONE - hard * s)
+    gth = -(gs_tot * sg) - soft * (s * gv)
+    return gh, gth
+
+
+@register_jitable
+def charge_backward(gh, beta, omb, mode):
+    """``(∂L/∂x[t], ∂L/∂v[t−1])`` from ``gh = ∂L/∂h[t]``."""
+    gain = omb if mode == CHARGE_DECAY_INPUT else ONE
+    return gh * gain, gh * beta
+
+
+@register_jitable
+def charge_grad_beta(gh, v_prev, x, mode):
+    """This step's ``∂L/∂β``: ``gh·v[t−1]``, or ``gh·(v[t−1] − x[t])`` with decay_input."""
+    if mode == CHARGE_DECAY_INPUT:
+        return gh * (v_prev - x)
+    return gh * v_prev

@@ -1,0 +1,149 @@
+"""GPU backend ``"numba"``: the fused kernels as ``numba.cuda`` kernels.
+
+One thread per neuron runs the whole time loop (reads and writes of consecutive threads
+are consecutive in memory). The kernels call the same scalar functions as the CPU kernels
+(:mod:`snn.cuda.dynamics`). State and arithmetic are float32; float16/bfloat16 inputs are
+converted to float32 around the launch (the CuPy backend reads them natively). Launches go
+to PyTorch's current stream.
+
+Under ``NUMBA_ENABLE_CUDASIM=1`` the same kernels run in Numba's CUDA simulator on CPU
+tensors (the tests use that; it is slow: tiny shapes only).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from numba import config, cuda, float32
+from torch import Tensor
+
+from snn.cuda import dynamics as dyn
+from snn.cuda.numba_cache import install as _install_cache
+from snn.cuda.params import KernelConfig
+
+__all__ = ["NumbaCudaLauncher", "forward_kernel", "backward_kernel", "THREADS"]
+
+_SIM = bool(config.ENABLE_CUDASIM)
+_install_cache()
+THREADS = 32 if _SIM else 128  # the simulator runs one Python thread per CUDA thread
+_ZERO = float32(0.0)
+
+
+@cuda.jit(cache=not _SIM)
+def forward_kernel(x, v0, beta, omb, theta, S, mode, v_reset, hard, spikes, h_seq, store_h,
+                   v_seq, record_v, v_last):  # pragma: no cover - compiled
+    """One thread per neuron; arguments as :func:`snn.cuda.cpu.forward_parallel` (float32),
+    with ``store_h``/``record_v`` flags instead of scratch rows."""
+    n = cuda.grid(1)
+    T = x.shape[0]
+    N = x.shape[1]
+    if n >= N:
+        return
+    c = (n // S) % beta.shape[0]
+    b = beta[c]
+    o = omb[c]
+    th = theta[c]
+    v = v0[n]
+    for t in range(T):
+        h = dyn.charge(v, x[t, n], b, o, mode)
+        s = dyn.spike(h, th)
+        spikes[t, n] = s
+        if store_h:
+            h_seq[t, n] = h
+        v = dyn.reset(h, s, th, v_reset, hard)
+        if record_v:
+            v_seq[t, n] = v
+    v_last[n] = v
+
+
+@cuda.jit(cache=not _SIM)
+def backward_kernel(grad_s, has_gs, grad_vseq, has_gvseq, grad_vlast, h_seq, v0, x, beta, omb,
+                    theta, S, mode, v_reset, hard, keep_reset, kind, sa, sb, need_dbeta,
+                    grad_x, grad_v0, dbeta, dtheta):  # pragma: no cover - compiled
+    """One thread per neuron; arguments as :func:`snn.cuda.cpu.backward_parallel` (float32),
+    with ``has_gs``/``has_gvseq`` flags for absent output gradients."""
+    n = cuda.grid(1)
+    T = h_seq.shape[0]
+    N = h_seq.shape[1]
+    if n >= N:
+        return
+    c = (n // S) % beta.shape[0]
+    b = beta[c]
+    o = omb[c]
+    th = theta[c]
+    has_x = x.shape[0] == T
+    gv = grad_vlast[n]
+    dth = _ZERO
+    db = _ZERO
+    for i in range(T):
+        t = T - 1 - i
+        h = h_seq[t, n]
+        gs = grad_s[t, n] if has_gs else _ZERO
+        if has_gvseq:
+            gv += grad_vseq[t, n]
+        sg = dyn.surrogate_grad(kind, h - th, sa, sb)
+        gh, gth = dyn.backward_step(gs, gv, h, sg, th, v_reset, hard, keep_reset)
+        gx, gv = dyn.charge_backward(gh, b, o, mode)
+        grad_x[t, n] = gx
+        dth += gth
+        if need_dbeta:
+            if t > 0:
+                hp = h_seq[t - 1, n]
+                vp = dyn.reset(hp, dyn.spike(hp, th), th, v_reset, hard)
+            else:
+                vp = v0[n]
+            xt = x[t, n] if has_x else _ZERO
+            db += dyn.charge_grad_beta(gh, vp, xt, mode)
+    grad_v0[n] = gv
+    dtheta[n] = dth
+    if need_dbeta:
+        dbeta[n] = db
+
+
+def _f32(t: torch.Tensor) -> torch.Tensor:
+    return t if t.dtype == torch.float32 else t.float()
+
+
+class NumbaCudaLauncher:
+    """:class:`snn.cuda.autograd.Launcher` on CUDA tensors (CPU tensors in the simulator)."""
+
+    name = "numba"
+
+    def state_dtype(self, x: Tensor) -> torch.dtype:
+        return torch.float32
+
+    def _launch(self, kernel, N: int, device: torch.device, *args) -> None:
+        grid = ((N + THREADS - 1) // THREADS,)
+        if _SIM:
+            arrs = tuple(a.numpy() if isinstance(a, torch.Tensor) else a for a in args)
+            kernel[grid, (THREADS,)](*arrs)
+            return
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        with torch.cuda.device(index), cuda.gpus[index]:
+            arrs = tuple(cuda.as_cuda_array(a.detach()) if isinstance(a, torch.Tensor) else a for a in args)
+            stream = cuda.external_stream(torch.cuda.current_stream(index).cuda_stream)
+            kernel[grid, (THREADS,), stream](*arrs)
+
+    def forward(self, x: Tensor, v0: Tensor, beta: Tensor, omb: Tensor, theta: Tensor, S: int,
+                cfg: KernelConfig, spikes: Tensor, h: Tensor, store_h: bool, v_seq: Tensor,
+                record_v: bool, v_last: Tensor) -> None:
+        out = spikes if spikes.dtype == torch.float32 else torch.empty(spikes.shape, device=x.device)
+        f = np.float32
+        self._launch(forward_kernel, x.shape[1], x.device, _f32(x), v0, beta, omb, theta, np.int64(S),
+                     np.int32(cfg.charge_mode), f(cfg.v_reset), f(cfg.hard), out, h, bool(store_h),
+                     v_seq, bool(record_v), v_last)
+        if out is not spikes:
+            spikes.copy_(out)
+
+    def backward(self, grad_s: Tensor, has_gs: bool, grad_vseq: Tensor, has_gvseq: bool,
+                 grad_vlast: Tensor, h: Tensor, v0: Tensor, x: Tensor, beta: Tensor, omb: Tensor,
+                 theta: Tensor, S: int, cfg: KernelConfig, grad_x: Tensor, grad_v0: Tensor,
+                 dbeta: Tensor, need_dbeta: bool, dtheta: Tensor) -> None:
+        gx = grad_x if grad_x.dtype == torch.float32 else torch.empty(grad_x.shape, device=h.device)
+        f = np.float32
+        self._launch(backward_kernel, h.shape[1], h.device, _f32(grad_s), bool(has_gs), grad_vseq,
+                     bool(has_gvseq), grad_vlast, h, v0, _f32(x), beta, omb, theta, np.int64(S),
+                     np.int32(cfg.charge_mode), f(cfg.v_reset), f(cfg.hard), f(cfg.keep_reset),
+                     np.int32(cfg.kind), f(cfg.sa), f(cfg.sb), bool(need_dbeta), gx, grad_v0, dbeta,
+                     dtheta)
+        if gx is not grad_x:
+            grad_x.copy_(gx)

@@ -1,0 +1,108 @@
+"""Host side of the fused kernels: a :class:`NeuronSpec` turned into kernel arguments.
+
+Everything that varies between neuron options is a runtime value here (ids, 0./1. flags,
+coefficients), never a compile-time specialisation, so one compiled kernel per dtype
+covers every model × reset × surrogate combination.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from snn import surrogate as sg
+from snn.cuda import dynamics as dyn
+from snn.neurons.functional import NeuronSpec
+
+__all__ = ["KernelConfig", "supports", "kernel_config", "flat_param", "channel_layout"]
+
+# exact classes only: a user subclass may override grad(), which no kernel knows about
+_KIND_OF_CLASS = {sg.ATan: dyn.ATAN, sg.Sigmoid: dyn.SIGMOID, sg.FastSigmoid: dyn.FAST_SIGMOID,
+                  sg.Triangle: dyn.TRIANGLE, sg.Gaussian: dyn.GAUSSIAN, sg.Erfc: dyn.ERFC}
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """Scalar kernel arguments of one neuron configuration.
+
+    Attributes:
+        charge_mode: ``dynamics.CHARGE_*`` id.
+        hard: 1. for hard reset, 0. for soft.
+        v_reset: hard-reset value (0. for soft reset; unused there).
+        keep_reset: 0. under ``detach_reset`` else 1.
+        kind: surrogate id (``dynamics.SURROGATE_KINDS``).
+        sa, sb: surrogate coefficients (:func:`dynamics.surrogate_coefficients`).
+    """
+
+    charge_mode: int
+    hard: float
+    v_reset: float
+    keep_reset: float
+    kind: int
+    sa: float
+    sb: float
+
+
+def _param_ok(p: object) -> bool:
+    if p is None or isinstance(p, (int, float)):
+        return True
+    if not isinstance(p, Tensor) or not p.is_floating_point():
+        return False
+    # 0-d, or per channel [C, 1, ..., 1] (checked against the input in channel_layout)
+    return p.dim() == 0 or all(s == 1 for s in p.shape[1:])
+
+
+def supports(spec: NeuronSpec) -> bool:
+    """Whether the fused kernels implement ``spec``: one of the six built-in surrogates
+    (exact class), scalar or per-channel decay and threshold."""
+    return (type(spec.surrogate) in _KIND_OF_CLASS and _param_ok(spec.beta)
+            and _param_ok(spec.v_threshold) and spec.v_threshold is not None)
+
+
+def kernel_config(spec: NeuronSpec) -> KernelConfig:
+    """The scalar kernel arguments for ``spec`` (assumes :func:`supports`)."""
+    kind = _KIND_OF_CLASS[type(spec.surrogate)]
+    sa, sb = dyn.surrogate_coefficients(kind, float(spec.surrogate.alpha))
+    if spec.beta is None:
+        mode = dyn.CHARGE_FMA  # IF: fma(1, v, x) == v + x exactly
+    elif spec.decay_input:
+        mode = dyn.CHARGE_DECAY_INPUT
+    elif isinstance(spec.beta, Tensor):
+        mode = dyn.CHARGE_FMA
+    else:
+        mode = dyn.CHARGE_MUL_ADD
+    hard = spec.v_reset is not None
+    return KernelConfig(charge_mode=mode, hard=1.0 if hard else 0.0,
+                        v_reset=float(spec.v_reset) if hard else 0.0,
+                        keep_reset=0.0 if spec.detach_reset else 1.0, kind=kind, sa=sa, sb=sb)
+
+
+def channel_layout(x: Tensor, *params: object) -> Optional[tuple[int, int]]:
+    """``(P, S)`` for input ``x [T, B, C, *rest]``: P parameters per tensor (1 or C), S =
+    prod(rest) neurons per channel row; ``None`` if a parameter does not broadcast as a
+    scalar or along dim 2 (then the caller falls back to the reference)."""
+    P = 1
+    for p in params:
+        if not isinstance(p, Tensor) or p.dim() == 0:
+            continue
+        if x.dim() < 3 or p.dim() != x.dim() - 2 or p.shape[0] not in (1, x.shape[2]):
+            return None
+        if p.shape[0] != 1:
+            P = x.shape[2]
+    S = 1
+    for d in x.shape[3:]:
+        S *= d
+    return P, S
+
+
+def flat_param(p: Optional[Tensor | float], default: float, P: int, dtype: torch.dtype,
+               device: torch.device) -> Tensor:
+    """A parameter as a contiguous ``[P]`` vector in the kernel's ``dtype`` (detached)."""
+    if p is None:
+        return torch.full((P,), default, dtype=dtype, device=device)
+    if not isinstance(p, Tensor):
+        return torch.full((P,), float(p), dtype=dtype, device=device)
+    q = p.detach().reshape(-1).to(device=device, dtype=dtype)
+    return q.expand(P).contiguous() if q.numel() == 1 else q.contiguous()

@@ -1,0 +1,137 @@
+"""CPU backend "numba" (snn/cuda/cpu.py) against the torch reference: every model × option
+× surrogate, hypothesis-drawn shapes (T = 1, batch 1, odd sizes, rank 1-3, non-contiguous),
+float32 and float64. The CPU kernels reproduce the reference bit for bit in the forward
+pass, so spikes and membranes are compared exactly (no tie allowance needed)."""
+import logging
+
+import pytest
+import torch
+from cuda_parity import MODELS, PARAMS, RESETS, SURROGATE_NAMES, cases, compare, make_input, make_neuron
+from hypothesis import HealthCheck, given, settings
+
+import snn
+from snn.neurons import IF, LIF, PLIF, backends, resolve_backend
+from snn.neurons.functional import multistep
+from snn.surrogate import ATan
+
+pytest.importorskip("numba")
+
+RUN = resolve_backend("numba", "cpu", LIF().spec(3)).run
+SETTINGS = settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.mark.parametrize("params", PARAMS)
+@pytest.mark.parametrize("detach", [False, True], ids=["keep_reset", "detach_reset"])
+@pytest.mark.parametrize("reset", list(RESETS))
+@pytest.mark.parametrize("model", MODELS)
+@SETTINGS
+@given(case=cases(), record_v=...)
+def test_float32_parity_every_option_and_surrogate(model, reset, detach, params, case, record_v: bool):
+    for surrogate in SURROGATE_NAMES:
+        gen = torch.Generator().manual_seed(case.seed)
+        n = make_neuron(model, reset, detach, params, surrogate, case.feature[0], torch.float32, gen)
+        compare(RUN, n, case, torch.float32, record_v, exact=True)
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("reset", ["soft", "hard_neg"])
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=cases(), record_v=...)
+def test_float64_parity(model, reset, case, record_v: bool):
+    for surrogate in SURROGATE_NAMES:
+        gen = torch.Generator().manual_seed(case.seed)
+        n = make_neuron(model, reset, False, "per_channel", surrogate, case.feature[0], torch.float64, gen)
+        compare(RUN, n, case, torch.float64, record_v, exact=True)
+
+
+def test_auto_picks_numba_on_cpu_and_matches_torch():
+    torch.manual_seed(0)
+    x = torch.rand(7, 3, 2, 5, 5) * 1.5
+    fused, ref = LIF(tau=2.0, num_channels=2), LIF(tau=2.0, num_channels=2, backend="torch")
+    assert torch.equal(fused(x), ref(x))
+    assert fused.backend_used == "numba" and ref.backend_used == "torch"
+
+
+def test_stateful_chunks_carry_state_and_gradient():
+    torch.manual_seed(1)
+    x = (torch.rand(8, 2, 6, dtype=torch.float64) * 1.2).requires_grad_()
+    grads, outs = [], []
+    for backend in ("numba", "torch"):
+        n = PLIF(tau=2.0, learn_threshold=True, backend=backend, dtype=torch.float64)
+        with snn.stateful(n):
+            out = torch.cat([n(x[:3]), n(x[3:])])
+        (g,) = torch.autograd.grad((out * torch.arange(48.0).view(8, 2, 3).repeat(1, 1, 2)).sum(), [x])
+        outs.append(out)
+        grads.append(g)
+        assert n.backend_used == backend
+    assert torch.equal(outs[0], outs[1])
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("which", ["v_last", "v_seq"])
+def test_gradient_through_membrane_only(which):
+    # the spike output gets no gradient: the backward kernel sees grad_s = None
+    torch.manual_seed(2)
+    x = (torch.rand(5, 2, 4, dtype=torch.float64) * 1.5).requires_grad_()
+    v0 = torch.zeros(2, 4, dtype=torch.float64)
+    g = []
+    for fn in (RUN, multistep):
+        _, v_last, v_seq = fn(x, v0, LIF(tau=2.0, dtype=torch.float64).spec(3), which == "v_seq")
+        g.append(torch.autograd.grad((v_last if which == "v_last" else v_seq).pow(2).sum(), [x])[0])
+    torch.testing.assert_close(g[0], g[1], rtol=1e-10, atol=1e-12)
+
+
+def test_no_grad_inference_and_T1_batch1():
+    x = torch.rand(1, 1, 3) * 2
+    with torch.no_grad():
+        s, v_last, v_seq = RUN(x, torch.zeros(1, 3), IF().spec(3), True)
+    r = multistep(x, torch.zeros(1, 3), IF().spec(3), True)
+    assert torch.equal(s, r[0]) and torch.equal(v_last, r[1]) and torch.equal(v_seq, r[2])
+
+
+def test_unsupported_dtype_runs_the_reference():
+    x = (torch.rand(4, 2, 3) * 2).to(torch.bfloat16)
+    s, v, _ = RUN(x, torch.zeros(2, 3, dtype=torch.bfloat16), LIF().spec(3), False)
+    r = multistep(x, torch.zeros(2, 3, dtype=torch.bfloat16), LIF().spec(3), False)
+    assert s.dtype == torch.bfloat16 and torch.equal(s, r[0]) and torch.equal(v, r[1])
+
+
+def test_custom_surrogate_falls_back_to_torch(caplog):
+    class MyATan(ATan):
+        def grad(self, x):
+            return super().grad(x) * 2
+
+    backends._warned.clear()
+    n = LIF(surrogate=MyATan())
+    with caplog.at_level(logging.WARNING, logger="snn"):
+        n(torch.rand(3, 2, 4))
+    assert n.backend_used == "torch"
+    assert any("'numba' does not support" in r.message for r in caplog.records)
+
+
+def test_training_saves_less_than_half_of_the_reference():
+    """Bytes of the tensors autograd keeps for backward (unique storages), LIF layer."""
+    def saved_bytes(backend):
+        seen, total = set(), 0
+
+        def pack(t):
+            nonlocal total
+            key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+            if key not in seen:
+                seen.add(key)
+                total += key[1]
+            return t
+        x = torch.rand(32, 8, 256, requires_grad=True)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            LIF(backend=backend)(x)
+        return total
+    fused, ref = saved_bytes("numba"), saved_bytes("torch")
+    assert fused <= 0.5 * ref, (fused, ref)
+    assert fused <= 32 * 8 * 256 * 4 + 8 * 256 * 4 + 64  # h (float32) + v0 + parameters
+
+
+def test_noncontiguous_and_channels_last_input():
+    base, x = make_input(__import__("cuda_parity").Case(4, 2, (3, 4, 5), True, 7), torch.float32)
+    cl = torch.rand(4, 2, 3, 6, 6).contiguous(memory_format=torch.channels_last_3d)
+    for inp in (x.detach(), cl):
+        assert torch.equal(LIF(backend="numba")(inp), LIF(backend="torch")(inp))

@@ -1,0 +1,49 @@
+"""Host-side translation of a NeuronSpec into kernel arguments (snn/cuda/params.py)."""
+import torch
+
+from snn.cuda import dynamics as dyn
+from snn.cuda.params import channel_layout, flat_param, kernel_config, supports
+from snn.neurons import IF, LIF, PLIF
+from snn.neurons.functional import NeuronSpec
+from snn.surrogate import ATan, Sigmoid
+
+
+def test_kernel_config_modes_and_flags():
+    assert kernel_config(IF().spec(3)).charge_mode == dyn.CHARGE_FMA
+    assert kernel_config(LIF().spec(3)).charge_mode == dyn.CHARGE_FMA
+    assert kernel_config(LIF(decay_input=True).spec(3)).charge_mode == dyn.CHARGE_DECAY_INPUT
+    spec = NeuronSpec(beta=0.5, v_threshold=1.0, v_reset=None, surrogate=Sigmoid(3.0), detach_reset=True)
+    cfg = kernel_config(spec)
+    assert (cfg.charge_mode, cfg.hard, cfg.keep_reset, cfg.kind) == (dyn.CHARGE_MUL_ADD, 0.0, 0.0, dyn.SIGMOID)
+    assert (cfg.sa, cfg.sb) == (3.0, 3.0)
+    cfg = kernel_config(PLIF(v_reset=-0.5).spec(3))
+    assert (cfg.hard, cfg.v_reset, cfg.keep_reset) == (1.0, -0.5, 1.0)
+
+
+def test_supports():
+    assert supports(LIF(num_channels=4, learn_threshold=True).spec(5))
+
+    class Custom(ATan):
+        pass
+    assert not supports(LIF(surrogate=Custom()).spec(3))
+    full = NeuronSpec(beta=torch.rand(2, 3), v_threshold=1.0, v_reset=0.0, surrogate=ATan())
+    assert not supports(full)  # a per-neuron decay [B, N] is not a per-channel parameter
+    assert not supports(NeuronSpec(beta=torch.tensor([1, 2]), v_threshold=1.0, v_reset=0.0, surrogate=ATan()))
+
+
+def test_channel_layout():
+    x = torch.zeros(2, 3, 4, 5, 6)
+    assert channel_layout(x, torch.tensor(0.5), 1.0) == (1, 30)
+    assert channel_layout(x, torch.zeros(4, 1, 1), torch.zeros(4, 1, 1)) == (4, 30)
+    assert channel_layout(x, torch.zeros(5, 1, 1), None) is None           # wrong channel count
+    assert channel_layout(torch.zeros(2, 3, 7), torch.zeros(7), None) == (7, 1)
+    assert channel_layout(torch.zeros(2, 3, 7), torch.zeros(7, 1), None) is None  # wrong rank
+
+
+def test_flat_param():
+    assert torch.equal(flat_param(None, 1.0, 3, torch.float32, torch.device("cpu")), torch.ones(3))
+    assert torch.equal(flat_param(0.25, 0.0, 2, torch.float64, torch.device("cpu")),
+                       torch.full((2,), 0.25, dtype=torch.float64))
+    p = torch.arange(3.0).view(3, 1, 1).requires_grad_()
+    q = flat_param(p, 0.0, 3, torch.float32, torch.device("cpu"))
+    assert q.shape == (3,) and not q.requires_grad and q.is_contiguous()
