@@ -6,7 +6,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from snn.neurons.base import check_sequence
+from snn.neurons.base import check_no_nan_membrane, check_sequence
 from snn.neurons.functional import charge
 from snn.neurons.lif import tau_to_beta
 from snn.state import StatefulModule
@@ -49,12 +49,13 @@ class LeakyIntegrator(StatefulModule):
         return torch.zeros_like(like)
 
     def forward(self, x: Tensor) -> Tensor:
-        check_sequence(x, "x", min_dim=2)
+        check_sequence(x, "x", min_dim=2, check_nan=False)
         v = self._start(x[0].detach(), self._stateful)
         out = []
         for x_t in x.unbind(0):
             v = charge(v, x_t, self.beta, self.decay_input)
             out.append(v)
+        check_no_nan_membrane(v)
         if self._stateful:
             self.v = v
         return torch.stack(out)

@@ -65,6 +65,12 @@ def test_input_errors():
         n(torch.rand(5))
     with pytest.raises(ValueError, match="NaN"):
         n(torch.full((3, 2, 2), float("nan")))
+    for t in (0, 5, 9):  # a single NaN at any step, in any neuron, for every model and backend
+        for m in (snn.IF(v_reset=None), snn.LIF(), snn.PLIF(), snn.LIF(backend="torch"), snn.LeakyIntegrator()):
+            x = torch.rand(10, 2, 3)
+            x[t, 1, 2] = float("nan")
+            with pytest.raises(ValueError, match="NaN"):
+                m(x)
     with pytest.raises(TypeError, match="torch.Tensor"):
         n([[1.0]])
     with pytest.raises(ValueError, match="T=4"):
