@@ -28,7 +28,7 @@ from torch.utils.data import Subset
 __all__ = ["FORMAT_VERSION", "CacheInvalid", "default_cache_dir", "dataset_identity",
            "cache_file", "load_cache", "write_cache"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: n_time_bins frames keep the events at the last timestamp
 """Bumped whenever the file layout or the frame conversion changes meaning."""
 
 

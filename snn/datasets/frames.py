@@ -126,12 +126,11 @@ class FrameSpec:
             events = tonic.transforms.Downsample(spatial_factor=self.downsample)(events)
         size = self.out_sensor_size
         if self.n_time_bins is not None:
-            to_frame = tonic.transforms.ToFrame(sensor_size=size, n_time_bins=self.n_time_bins)
-        else:
-            t0 = events["t"][0]
-            to_frame = tonic.transforms.ToFrame(sensor_size=size, time_window=self.time_window,
-                                                include_incomplete=True, start_time=t0,
-                                                end_time=t0 + self.T * self.time_window)
+            return _bin_counts(events, size, self.n_time_bins).reshape(self.frame_shape)
+        t0 = events["t"][0]
+        to_frame = tonic.transforms.ToFrame(sensor_size=size, time_window=self.time_window,
+                                            include_incomplete=True, start_time=t0,
+                                            end_time=t0 + self.T * self.time_window)
         frames = np.asarray(to_frame(events))
         if frames.min() < 0:
             raise ValueError(f"more than {_INT16_MAX} events fell in one pixel and bin: tonic's int16 "
@@ -140,6 +139,28 @@ class FrameSpec:
             frames = np.concatenate([frames[: self.T], np.zeros((max(self.T - frames.shape[0], 0),
                                                                  *frames.shape[1:]), frames.dtype)])
         return frames.reshape(self.frame_shape).astype(np.uint16)
+
+
+def _bin_counts(events: np.ndarray, size: tuple[int, int, int], T: int) -> np.ndarray:
+    """Event counts ``[T, P, H, W]`` (uint16) in ``T`` equal bins spanning first to last event.
+
+    Bin ``b = floor((t − t0)·T / (t1 − t0))``, clipped to ``T − 1``: tonic's bin edges
+    (``SliceByTimeBins``), except that the events at the last timestamp ``t1`` fall in the last
+    bin — tonic 1.7's ``ToFrame(n_time_bins=T)`` drops them (and every event of a recording
+    whose events share one timestamp), which silently loses data. Integer arithmetic, no
+    rounding. Raises ``ValueError`` if a count exceeds the uint16 range.
+    """
+    w, h, p = size
+    t = events["t"].astype(np.int64)
+    t0, span = t.min(), t.max() - t.min()
+    b = np.zeros(len(t), np.int64) if span == 0 else np.minimum((t - t0) * T // span, T - 1)
+    y = events["y"].astype(np.int64) if "y" in (events.dtype.names or ()) else 0
+    idx = ((b * p + events["p"].astype(np.int64)) * h + y) * w + events["x"].astype(np.int64)
+    counts = np.bincount(idx, minlength=T * p * h * w)
+    if counts.max(initial=0) > np.iinfo(np.uint16).max:
+        raise ValueError(f"more than {np.iinfo(np.uint16).max} events fell in one pixel and bin; "
+                         "use more time bins")
+    return counts.astype(np.uint16).reshape(T, p, h, w)
 
 
 def _positive_int(v: object) -> bool:

@@ -186,7 +186,7 @@ def read_npy_events(path: Path) -> np.ndarray:
     """
     try:
         arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
+    except Exception as e:  # numpy's header parser also raises SyntaxError / tokenize.TokenError
         raise EventFileError(path, f"not a readable .npy array ({e})") from None
     if not isinstance(arr, np.ndarray) or arr.dtype.names is None:
         dtype = getattr(arr, "dtype", type(arr).__name__)

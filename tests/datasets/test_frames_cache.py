@@ -52,6 +52,21 @@ def _no_warnings():
         yield
 
 
+def _tonic_keeping_last(events, sensor_size, T):
+    """tonic's ToFrame(n_time_bins=T) plus the events at the last timestamp, which tonic drops
+    and FrameSpec counts in the last bin (an independent reference for our own binning)."""
+    ref = tonic.transforms.ToFrame(sensor_size=sensor_size, n_time_bins=T)(events.copy()).astype(np.int64)
+    last = events[events["t"] == events["t"].max()]
+    for e in last:
+        y = int(e["y"]) if "y" in events.dtype.names else 0
+        p = int(e["p"]) if sensor_size[2] > 1 else 0
+        if ref.ndim == 4:
+            ref[-1, p, y, int(e["x"])] += 1
+        else:  # 1-D sensors: [T, P, W]
+            ref[-1, p, int(e["x"])] += 1
+    return ref
+
+
 @pytest.fixture
 def nmnist30(nmnist_small_dir, nmnist_labels30):
     return EventFolder(nmnist_small_dir, nmnist_labels30, sensor_size=NMNIST)
@@ -65,18 +80,19 @@ def test_round_trip_equals_tonic_and_reopens_without_rebuild(nmnist30, tmp_path)
     assert fd.labels.dtype == np.int64 and fd.labels.tolist() == nmnist30.targets
     files = list(cache.iterdir())
     assert files == [fd.cache_path] and fd.cache_path.suffix == ".h5"
-    to_frame = tonic.transforms.ToFrame(sensor_size=NMNIST, n_time_bins=6)
     for i in (0, 7, 29):
         frames, label = fd[i]
         assert frames.dtype == torch.float32 and label == nmnist30.targets[i]
-        np.testing.assert_array_equal(frames.numpy(), to_frame(nmnist30[i][0]))
+        events = nmnist30[i][0]
+        np.testing.assert_array_equal(frames.numpy(), _tonic_keeping_last(events, NMNIST, 6))
+        assert frames.sum() == len(events)  # every event counted
     mtime = fd.cache_path.stat().st_mtime_ns
     with _no_warnings():
         again = FrameDataset(nmnist30, n_time_bins=6, cache_dir=cache, progress=False)
     assert fd.cache_path.stat().st_mtime_ns == mtime  # reused, not rewritten
     assert torch.equal(again.counts, fd.counts)
     with h5py.File(fd.cache_path) as f:
-        assert f.attrs["complete"] and f.attrs["format_version"] == 1 and len(f.attrs["key"]) == 64
+        assert f.attrs["complete"] and f.attrs["format_version"] == 2 and len(f.attrs["key"]) == 64
         assert f["frames"].dtype == np.uint16 and f["frames"].chunks == (1, 6, 2, 34, 34)
         assert f["labels"].dtype == np.int64
 
@@ -99,7 +115,7 @@ def test_downsample_and_merge_polarities(nmnist30, tmp_path):
     assert fd.sensor_size == (17, 17, 1) and fd.frames_shape == (4, 1, 17, 17)
     events = nmnist30[3][0]
     small = tonic.transforms.Downsample(spatial_factor=0.5)(events)
-    ref = tonic.transforms.ToFrame(sensor_size=(17, 17, 2), n_time_bins=4)(small).sum(axis=1, keepdims=True)
+    ref = _tonic_keeping_last(small, (17, 17, 2), 4).sum(axis=1, keepdims=True)
     np.testing.assert_array_equal(fd[3][0].numpy(), ref)
 
 
@@ -176,11 +192,11 @@ def test_changed_source_file_makes_cache_stale(tmp_path, write_atis):
     (root / "c").mkdir(parents=True)
     path = write_atis(root / "c" / "a.bs2", [1, 2, 3], [1, 1, 1], [0, 10, 20], [1, 1, 0])
     fd = _build(EventFolder(root, sensor_size=(4, 4, 2)), tmp_path / "cache")
-    assert fd[0][0].sum() == 2  # tonic's bins end before the last event
+    assert fd[0][0].sum() == 3  # every event counted (tonic would drop the last one)
     write_atis(path, [1, 2, 3, 3], [1, 1, 1, 2], [0, 10, 20, 30], [1, 1, 0, 0])
     with pytest.warns(UserWarning, match=rf"{fd.cache_path.name}.*stale"):
         fresh = _build(EventFolder(root, sensor_size=(4, 4, 2)), tmp_path / "cache")
-    assert fresh.cache_path == fd.cache_path and fresh[0][0].sum() == 3
+    assert fresh.cache_path == fd.cache_path and fresh[0][0].sum() == 4
 
 
 def test_changed_in_memory_content_makes_cache_stale(tmp_path):
@@ -233,7 +249,7 @@ def test_one_dimensional_sensor_gives_T_by_N(tmp_path):
     empty = np.zeros(0, dtype=dtype)
     fd = FrameDataset(ListDataset([(ev, 2), (empty, 0)], (20, 1, 1)), n_time_bins=5, cache=False, progress=False)
     assert fd.frames_shape == (5, 20)
-    ref = tonic.transforms.ToFrame(sensor_size=(20, 1, 1), n_time_bins=5)(ev.copy())
+    ref = _tonic_keeping_last(ev, (20, 1, 1), 5)
     np.testing.assert_array_equal(fd[0][0].numpy(), ref.reshape(5, 20))
     assert fd[1][0].shape == (5, 20) and fd[1][0].sum() == 0
 
@@ -295,3 +311,15 @@ def test_subset_of_folder_finds_sensor_size_and_goes_stale_with_its_files(tmp_pa
     write_atis(root / "c" / f"{untouched}.bs2", [1], [1], [0], [1])  # a base file changes
     with pytest.warns(UserWarning, match="stale"):
         _build(train, tmp_path / "cache")
+
+
+def test_events_at_the_last_timestamp_are_kept():
+    """tonic 1.7's ToFrame(n_time_bins) drops them; a recording whose events share one
+    timestamp must not become an all-zero frame."""
+    ev = np.zeros(3, dtype=tonic.io.events_struct)
+    ev["x"], ev["y"], ev["t"], ev["p"] = [1, 2, 3], [0, 1, 2], [0, 100, 100], [True, False, True]
+    frames = FrameSpec((4, 4, 2), n_time_bins=2)(ev)
+    assert frames.sum() == 3 and frames[1].sum() == 2 and frames[0, 1, 0, 1] == 1
+    same = ev.copy()
+    same["t"] = 5
+    assert FrameSpec((4, 4, 2), n_time_bins=3)(same)[0].sum() == 3
