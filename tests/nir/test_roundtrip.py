@@ -71,7 +71,7 @@ def test_batchnorm_is_folded(tmp_path):
 
 
 def test_integer_delays_roundtrip(tmp_path):
-    from snn.delays import DelayLinear
+    DelayLinear = pytest.importorskip("snn.delays", reason="snn.delays (learnable delays) not installed").DelayLinear
     g = torch.Generator().manual_seed(4)
     layer = DelayLinear(5, 4, max_delay=3, delays="fixed", generator=g)
     net = nn.Sequential(layer, snn.LIF(tau=2.0, v_threshold=0.3), nn.Linear(4, 2), snn.LeakyIntegrator())
