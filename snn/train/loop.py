@@ -7,7 +7,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,7 @@ from snn.train.plots import plot_spike_raster, plot_training_curves
 
 log = logging.getLogger("snn")
 
-__all__ = ["TrainConfig", "train", "evaluate", "scores", "model_kwargs_for", "load_model"]
+__all__ = ["TrainConfig", "train", "train_epoch", "evaluate", "scores", "model_kwargs_for", "load_model"]
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -125,23 +125,31 @@ def evaluate(model: nn.Module, data: Dataset | DataLoader, device: str | torch.d
     return {"loss": loss / n, "acc": correct / n, "firing_rate": mon.mean_rate(), "layer_rates": mon.rates(), "n": n}
 
 
-def _train_epoch(model, loader, opt, device, desc: str, progress: bool) -> tuple[float, float]:
+def train_epoch(model: nn.Module, loader: Iterable, opt: torch.optim.Optimizer, device: torch.device, desc: str = "",
+                progress: bool = False, forward: Optional[Callable[[Tensor], Tensor]] = None) -> tuple[float, float]:
+    """One epoch of BPTT with cross-entropy on ``forward(x) → scores [B, classes]``
+    (default ``scores(model(x))``); the network state is reset around every batch.
+
+    Returns ``(mean loss, accuracy)`` over the samples seen.
+    """
+    forward = forward or (lambda x: scores(model(x)))
     model.train()
-    loss_sum = correct = n = 0
+    loss_sum, correct, n = 0.0, 0, 0
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress, mininterval=1.0)
     for x, y in bar:
         x, y = x.to(device), y.to(device)
-        s = scores(model(x))
+        reset(model)
+        s = forward(x)
         loss = F.cross_entropy(s, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         reset(model)
         loss_sum += loss.item() * len(y)
-        correct += (s.argmax(1) == y).sum().item()
+        correct += int((s.argmax(1) == y).sum())
         n += len(y)
         bar.set_postfix(loss=f"{loss_sum / n:.3f}", acc=f"{correct / n:.3f}")
-    return loss_sum / n, correct / n
+    return loss_sum / max(n, 1), correct / max(n, 1)
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -185,7 +193,7 @@ def train(cfg: TrainConfig) -> dict:
         loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=g,
                             collate_fn=collate_time_first, drop_last=False)
         t0 = time.perf_counter()
-        tr_loss, tr_acc = _train_epoch(model, loader, opt, device, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
+        tr_loss, tr_acc = train_epoch(model, loader, opt, device, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
         sched.step()
         train_time = time.perf_counter() - t0
         ev = evaluate(model, test_loader, device)

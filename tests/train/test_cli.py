@@ -38,14 +38,14 @@ def test_resume_continues_and_matches_an_uninterrupted_run(tiny_folder, tmp_path
     assert _train(tiny_folder, full, "--epochs", "3") == 0
     # interrupt a 3-epoch run during its second epoch
     import snn.train.loop as loop
-    real, calls = loop._train_epoch, []
+    real, calls = loop.train_epoch, []
 
     def interrupted(*a, **k):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
         return real(*a, **k)
-    monkeypatch.setattr(loop, "_train_epoch", interrupted)
+    monkeypatch.setattr(loop, "train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _train(tiny_folder, cut, "--epochs", "3")
     monkeypatch.undo()

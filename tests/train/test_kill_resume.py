@@ -27,17 +27,17 @@ def _cmd(data: Path, out: Path, cache: Path, *extra: str) -> list[str]:
 _KILL_IN_EPOCH_2 = """
 import os, signal, sys
 import snn.train.loop as loop
-_orig = loop._train_epoch
-def _killing(model, loader, opt, device, desc, progress):
+_orig = loop.train_epoch
+def _killing(model, loader, opt, device, desc="", progress=False, **kw):
     if not desc.startswith("epoch 2/"):
-        return _orig(model, loader, opt, device, desc, progress)
+        return _orig(model, loader, opt, device, desc, progress, **kw)
     def batches():
         for i, batch in enumerate(loader):
             if i == 3:
                 os.kill(os.getpid(), signal.SIGKILL)
             yield batch
-    return _orig(model, batches(), opt, device, desc, progress)
-loop._train_epoch = _killing
+    return _orig(model, batches(), opt, device, desc, progress, **kw)
+loop.train_epoch = _killing
 from snn.cli import main
 sys.exit(main(sys.argv[1:]))
 """
