@@ -6,6 +6,7 @@ from snn import surrogate
 from snn.layers import TimeDistributed
 from snn.neurons import IF, LIF, PLIF, LeakyIntegrator, ParametricLIF
 from snn.state import detach_state, reset, stateful
+from snn.conversion import convert  # ANN → SNN conversion
 
 __version__ = "0.1.0"
 

@@ -12,7 +12,7 @@ __all__ = ["main", "build_parser", "SUBCOMMAND_MODULES"]
 
 # Modules that add subcommands: each defines ``add_parser(subparsers)``, which creates its
 # parser and sets ``func=handler`` (``handler(args) -> int``) with ``set_defaults``.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("snn.energy.cli",)
+SUBCOMMAND_MODULES: tuple[str, ...] = ("snn.energy.cli", "snn.conversion.cli")
 
 
 def _sensor_size(text: str) -> tuple[int, int, int]:
