@@ -12,7 +12,7 @@ __all__ = ["main", "build_parser", "SUBCOMMAND_MODULES"]
 
 # Modules that add subcommands: each defines ``add_parser(subparsers)``, which creates its
 # parser and sets ``func=handler`` (``handler(args) -> int``) with ``set_defaults``.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("snn.energy.cli", "snn.conversion.cli")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("snn.energy.cli", "snn.latency.cli", "snn.conversion.cli")
 
 
 def _sensor_size(text: str) -> tuple[int, int, int]:
@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
     e.add_argument("--batch-size", type=int, default=64)
     e.add_argument("--out", metavar="JSON", help="write the result here as JSON")
+    from snn.latency.cli import add_evaluate_options
+    add_evaluate_options(e)
     t.set_defaults(func=_train)
     e.set_defaults(func=_evaluate)
     import importlib
@@ -136,6 +138,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     dev = _device(args.device)
     res = evaluate(model.to(dev), test, dev, batch_size=args.batch_size)
     res.update(checkpoint=str(args.checkpoint), data=info)
+    if args.dynamic_confidence:
+        from snn.latency.cli import run_dynamic_confidence
+        res["dynamic_confidence"] = run_dynamic_confidence(args, model, test)
     print(f"accuracy {100 * res['acc']:.2f}% on {res['n']} samples, loss {res['loss']:.4f}, "
           f"firing rate {res['firing_rate']:.3f}")
     if args.out:
