@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -64,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  "(default: a new runs/<data>-<date>-<time>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    t.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="data-parallel processes on this machine, started with torchrun (gloo on CPU, NCCL on "
+                        "GPU); --batch-size is per process")
 
     e = sub.add_parser("evaluate", help="evaluate a checkpoint",
                        description="Evaluate a checkpoint on its own test split (default) or on other data.")
@@ -105,12 +107,30 @@ def _default_out(args: argparse.Namespace) -> str:
     return str(Path("runs") / f"{data}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
+def _launch_torchrun(args: argparse.Namespace) -> int:
+    """Re-run this command under ``torchrun --standalone --nproc-per-node N`` (one process per rank)."""
+    import subprocess
+    argv = list(args.argv)
+    i = next(k for k, a in enumerate(argv) if a == "--nproc" or a.startswith("--nproc="))
+    del argv[i: i + (1 if "=" in argv[i] else 2)]
+    if "--out" not in argv:
+        argv += ["--out", args.out]                 # one run folder for every rank
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+           "-m", "snn", *argv]
+    return subprocess.call(cmd)
+
+
 def _train(args: argparse.Namespace) -> int:
     from snn.train import TrainConfig, train
+    from snn.train.distributed import launched_by_torchrun
+    if args.nproc < 1:
+        raise ValueError(f"--nproc must be >= 1, got {args.nproc}")
     if args.out is None:
         if args.resume:
             raise ValueError("--resume needs --out, the run folder to continue")
         args.out = _default_out(args)
+    if args.nproc > 1 and not launched_by_torchrun():
+        return _launch_torchrun(args)
     cfg = TrainConfig(data=_data_spec(args), model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, backend=args.backend, device=args.device, seed=args.seed, out=args.out,
                       resume=args.resume, progress=not args.no_progress)
@@ -120,6 +140,8 @@ def _train(args: argparse.Namespace) -> int:
         cfg.resume, cfg.epochs = True, args.epochs
     m = train(cfg)
     f = m["final"]
+    if f is None:                                   # a rank other than 0 under torchrun
+        return 0
     print(f"done: test accuracy {100 * f['test_acc']:.2f}% (best {100 * m['best_test_acc']:.2f}%), "
           f"firing rate {f['firing_rate']:.3f}, backend {','.join(m['backends_used'])}; results in {cfg.out}")
     return 0
@@ -151,7 +173,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``snn`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         return args.func(args)

@@ -97,7 +97,7 @@ def build_datasets(spec: DataSpec) -> tuple[Dataset, Dataset, dict]:
     base = train.dataset if isinstance(train, Subset) else train
     labels = np.asarray(base.labels)
     classes = getattr(base, "classes", None)
-    num_classes = len(classes) if classes else int(labels.max()) + 1
+    num_classes = len(classes) if classes is not None and len(classes) else int(labels.max()) + 1
     info = {"sensor_size": list(base.sensor_size), "frame_shape": list(base.frames_shape),
             "num_classes": num_classes, "source": source, "n_train": len(train), "n_test": len(test)}
     return train, test, info

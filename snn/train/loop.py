@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from snn.datasets import collate_time_first
@@ -20,6 +20,7 @@ from snn.models import build_model
 from snn.state import reset
 from snn.train.checkpoint import load_checkpoint, save_checkpoint, write_json
 from snn.train.data import DataSpec, build_datasets
+from snn.train.distributed import barrier, device_for, init_distributed, wrap_model
 from snn.train.monitor import SpikeMonitor
 from snn.train.plots import plot_spike_raster, plot_training_curves
 
@@ -128,11 +129,13 @@ def evaluate(model: nn.Module, data: Dataset | DataLoader, device: str | torch.d
 def train_epoch(model: nn.Module, loader: Iterable, opt: torch.optim.Optimizer, device: torch.device, desc: str = "",
                 progress: bool = False, forward: Optional[Callable[[Tensor], Tensor]] = None) -> tuple[float, float]:
     """One epoch of BPTT with cross-entropy on ``forward(x) → scores [B, classes]``
-    (default ``scores(model(x))``); the network state is reset around every batch.
+    (default ``scores(model(x))``); the network state is reset around every batch, and
+    ``model.after_optimizer_step()`` runs after every step if the model defines it.
 
     Returns ``(mean loss, accuracy)`` over the samples seen.
     """
     forward = forward or (lambda x: scores(model(x)))
+    after_step = getattr(getattr(model, "module", model), "after_optimizer_step", None)   # DDP-wrapped too
     model.train()
     loss_sum, correct, n = 0.0, 0, 0
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress, mininterval=1.0)
@@ -144,6 +147,8 @@ def train_epoch(model: nn.Module, loader: Iterable, opt: torch.optim.Optimizer, 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if after_step is not None:
+            after_step()                            # e.g. clamp delay positions to range
         reset(model)
         loss_sum += loss.item() * len(y)
         correct += int((s.argmax(1) == y).sum())
@@ -160,6 +165,10 @@ def train(cfg: TrainConfig) -> dict:
     With ``cfg.resume`` it continues from the last completed epoch; the result equals an
     uninterrupted run with the same seed (data order is seeded per epoch, RNG state saved).
 
+    Under ``torchrun`` (:mod:`snn.train.distributed`) each process trains on its shard of every
+    epoch with DistributedDataParallel (``cfg.batch_size`` per process); rank 0 alone
+    evaluates and writes files.
+
     Raises:
         FileExistsError: ``cfg.out`` already holds a checkpoint and ``resume`` is off (nothing
             the user made is overwritten).
@@ -168,14 +177,23 @@ def train(cfg: TrainConfig) -> dict:
     ck_path = out / CHECKPOINT
     if ck_path.exists() and not cfg.resume:
         raise FileExistsError(f"{ck_path} exists: pass --resume to continue that run or choose another --out")
-    device = _device(cfg.device)
+    dinfo = init_distributed(_device(cfg.device))
+    device = device_for(_device(cfg.device), dinfo)
+    main = dinfo.is_main
     torch.manual_seed(cfg.seed)
     cfg.data.seed = cfg.seed
-    cfg.data.progress = cfg.progress
+    cfg.data.progress = cfg.progress and main
+    if not main:
+        barrier(dinfo)                              # rank 0 builds the frame cache first
     train_ds, test_ds, info = build_datasets(cfg.data)
+    if main:
+        barrier(dinfo)
     kwargs = model_kwargs_for(cfg.model, info, cfg.backend, cfg.model_args)
     model = build_model(cfg.model, **kwargs).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # models may define training hooks (snn.delays.DelayTrainingMixin: position learning rate,
+    # σ schedule, clamping, rounding at the end); plain models use none of them
+    params = model.param_groups(cfg.lr, cfg.weight_decay) if hasattr(model, "param_groups") else model.parameters()
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     history: list[dict] = []
     start = 0
@@ -187,29 +205,47 @@ def train(cfg: TrainConfig) -> dict:
         torch.set_rng_state(ck["rng"])
         history, start = list(ck["history"]), int(ck["epoch"])
         log.info("resuming %s after epoch %d", ck_path, start)
+    net = wrap_model(model, dinfo, device)
+    # one sample order for any number of processes: the permutation of epoch e is drawn from
+    # seed·100003 + e and dealt out rank by rank (one replica when run alone)
+    sampler = DistributedSampler(train_ds, num_replicas=dinfo.world_size, rank=dinfo.rank, shuffle=True,
+                                 seed=cfg.seed * 100_003)
     test_loader = DataLoader(test_ds, batch_size=max(cfg.batch_size, 64), collate_fn=collate_time_first)
     for epoch in range(start, cfg.epochs):
-        g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=g,
-                            collate_fn=collate_time_first, drop_last=False)
+        sampler.set_epoch(epoch)
+        loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate_time_first)
+        if hasattr(model, "on_epoch_start"):
+            model.on_epoch_start(epoch, cfg.epochs)
         t0 = time.perf_counter()
-        tr_loss, tr_acc = train_epoch(model, loader, opt, device, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
+        tr_loss, tr_acc = train_epoch(net, loader, opt, device, f"epoch {epoch + 1}/{cfg.epochs}",
+                                      cfg.progress and main)
         sched.step()
         train_time = time.perf_counter() - t0
+        if main:
+            ev = evaluate(model, test_loader, device)
+            history.append({"epoch": epoch + 1, "train_loss": tr_loss, "train_acc": tr_acc, "test_loss": ev["loss"],
+                            "test_acc": ev["acc"], "firing_rate": ev["firing_rate"],
+                            "layer_rates": ev["layer_rates"], "epoch_time_s": train_time,
+                            "lr": sched.get_last_lr()[0], "processes": dinfo.world_size})
+            save_checkpoint({"format": 1, "config": cfg.to_dict(), "model_kwargs": kwargs, "info": info,
+                             "model": model.state_dict(), "optimizer": opt.state_dict(),
+                             "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
+                             "epoch": epoch + 1, "history": history}, ck_path)
+            write_json(_metrics(cfg, info, history, model), out / "metrics.json")
+            plot_training_curves(history, out / "training.png")
+            log.info("epoch %d: loss %.4f  train acc %.2f%%  test acc %.2f%%  rate %.3f  (%.1f s)", epoch + 1,
+                     tr_loss, 100 * tr_acc, 100 * ev["acc"], ev["firing_rate"], train_time)
+        barrier(dinfo)
+    if main and hasattr(model, "on_train_end") and history and not history[-1].get("finalized"):
+        model.on_train_end()                        # e.g. delays rounded to exact integers
         ev = evaluate(model, test_loader, device)
-        history.append({"epoch": epoch + 1, "train_loss": tr_loss, "train_acc": tr_acc, "test_loss": ev["loss"],
-                        "test_acc": ev["acc"], "firing_rate": ev["firing_rate"], "layer_rates": ev["layer_rates"],
-                        "epoch_time_s": train_time, "lr": sched.get_last_lr()[0]})
-        save_checkpoint({"format": 1, "config": cfg.to_dict(), "model_kwargs": kwargs, "info": info,
-                         "model": model.state_dict(), "optimizer": opt.state_dict(),
-                         "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
-                         "epoch": epoch + 1, "history": history}, ck_path)
-        metrics = _metrics(cfg, info, history, model)
-        write_json(metrics, out / "metrics.json")
-        plot_training_curves(history, out / "training.png")
-        log.info("epoch %d: loss %.4f  train acc %.2f%%  test acc %.2f%%  rate %.3f  (%.1f s)", epoch + 1,
-                 tr_loss, 100 * tr_acc, 100 * ev["acc"], ev["firing_rate"], train_time)
-    _raster(model, test_ds, device, out / "raster.png")
+        history[-1].update(finalized=True, final_test_acc=ev["acc"], final_test_loss=ev["loss"])
+        log.info("after on_train_end: test acc %.2f%%", 100 * ev["acc"])
+        save_checkpoint({**load_checkpoint(ck_path), "model": model.state_dict(), "history": history}, ck_path)
+        write_json(_metrics(cfg, info, history, model), out / "metrics.json")
+    if main:
+        _raster(model, test_ds, device, out / "raster.png")
+    barrier(dinfo)
     return _metrics(cfg, info, history, model)
 
 
