@@ -7,8 +7,8 @@ from snn.neurons import IF, PLIF
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_presets_build_and_map_time_first_inputs(name):
-    model = build_model(name, num_classes=7) if name.startswith("conv") else build_model(name, num_classes=7)
-    x = torch.rand(3, 2, 2, 34, 34)
+    model = build_model(name, num_classes=7)
+    x = torch.rand(3, 2, 140) if name == "shd-delays" else torch.rand(3, 2, 2, 34, 34)   # SHD: 140 channels
     out = model(x)
     assert out.shape == (3, 2, 7)
     out.mean(0).sum().backward()

@@ -94,6 +94,10 @@ class _Ctx:
                 raise ValueError(f"unknown static size {k!r}; sizes: {list(STATICS)}")
             self.prof._statics[self.layer][k] = float(v)
 
+    def mark_spikes(self, output: Tensor) -> None:
+        """Declare ``output`` a spike tensor whatever its values (e.g. ``θ·s`` of a converted IF layer)."""
+        self.prof._mark_spikes(output)
+
     def synaptic(self, x: Tensor, fanout: Union[Tensor, int, float], feature_ndim: int) -> None:
         """Count a weighted layer's input ``x`` (see :mod:`snn.energy.registry`)."""
         nf = feature_ndim
@@ -102,7 +106,7 @@ class _Ctx:
         lead = x.shape[: x.dim() - nf]
         feat = x.detach().reshape(-1, math.prod(x.shape[x.dim() - nf:]))
         nz = feat != 0
-        spiking = bool(((feat == 0) | (feat == 1) | (feat == -1)).all())
+        spiking = self.prof._is_marked(x) or bool(((feat == 0) | (feat == 1) | (feat == -1)).all())
         events = (not spiking and self.options.graded_inputs == "events"
                   and bool(((feat >= 0) & (feat == feat.round())).all()))
         weights = feat.to(torch.float64) if events else nz.to(torch.float64)
@@ -157,6 +161,7 @@ class Profiler:
         self._patched: list[tuple[nn.Module, bool, Any]] = []
         self._in_forward: set[int] = set()
         self._in_step: set[int] = set()
+        self._spike_storages: dict[int, Tensor] = {}
         self._new_batch()
 
     # -- which modules are counted ---------------------------------------------------
@@ -243,12 +248,27 @@ class Profiler:
         if self._B is not None and B != self._B:
             self.end_batch()
         self._B, self._root, self._clock = B, (T, B), {}
+        self._spike_storages.clear()
 
     def _root_post(self, module, inputs, output) -> None:
         if self.enabled and self._root is not None:
             self._t0 += self._root[0]
             self._T_used = max(self._T_used, self._t0)
             self._root, self._clock = None, {}
+        self._spike_storages.clear()
+
+    # -- tensors declared spikes (scaled spikes θ·s, their views and reshapes) ----------
+    _MAX_MARKED = 256
+
+    def _mark_spikes(self, t: Tensor) -> None:
+        # keyed by storage, so views (flatten, reshape) of a marked tensor count as spikes too;
+        # the reference keeps the storage alive, so its address cannot be reused meanwhile
+        if len(self._spike_storages) >= self._MAX_MARKED:   # step-driven runs have no root call
+            self._spike_storages.clear()
+        self._spike_storages[t.untyped_storage().data_ptr()] = t
+
+    def _is_marked(self, t: Tensor) -> bool:
+        return bool(self._spike_storages) and t.untyped_storage().data_ptr() in self._spike_storages
 
     def _run(self, name: str, module: nn.Module, inputs: tuple, output: Any, single_step: bool) -> None:
         ctx = _Ctx(self, name, single_step)

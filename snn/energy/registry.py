@@ -12,6 +12,9 @@ is active. It reports what that call cost through ``ctx``:
 * ``ctx.add(counter, values)`` for any other counter of :data:`COUNTERS`, with ``values`` of
   the shape of the call's leading (time/batch) dims, e.g. ``[T, B]`` or ``[T·B]`` or ``[B]``.
 * ``ctx.static(neurons=..., synapses=..., ...)`` for per-sample sizes of :data:`STATICS`.
+* ``ctx.mark_spikes(output)`` for a layer whose output is spikes scaled by a constant (a
+  converted IF layer emits ``θ·s``): downstream synaptic layers count its nonzeros (and any
+  view or reshape of it) as spikes (SOPs), not as graded inputs (MACs).
 
 Rules are looked up along the module's MRO, so a subclass inherits its base's rule unless it
 registers its own. A module with a rule *claims its subtree*: its children are not hooked
@@ -100,6 +103,8 @@ class RuleContext(Protocol):
     def static(self, **sizes: float) -> None: ...
 
     def synaptic(self, x: Tensor, fanout: Union[Tensor, int], feature_ndim: int) -> None: ...
+
+    def mark_spikes(self, output: Tensor) -> None: ...
 
 
 Rule = Callable[[nn.Module, tuple, object, RuleContext], None]

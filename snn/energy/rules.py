@@ -27,6 +27,9 @@ import math
 import torch
 from torch import Tensor, nn
 
+from snn.conversion.activations import ClipReLU, QCFS
+from snn.conversion.spiking import IFActivation, SpikingMaxPool
+from snn.delays.layer import DelayLinear
 from snn.energy.fanout import conv_fanout, linear_fanout, pool_fanout
 from snn.energy.registry import CONTAINER, FREE, RuleContext, register_rule
 from snn.layers import TimeDistributed
@@ -132,3 +135,32 @@ def readout_rule(module: LeakyIntegrator, inputs: tuple, output: Tensor, ctx: Ru
     n = math.prod(x.shape[k:])
     ctx.add("membrane_updates", torch.full(x.shape[:k], float(n), dtype=torch.float64))
     ctx.static(neurons=n, state_elements=n)
+
+
+# -- delay synapses (Hammouamri et al. 2024) --------------------------------------------
+@register_rule(DelayLinear)
+def delay_linear_rule(module: DelayLinear, inputs: tuple, output: Tensor, ctx: RuleContext) -> None:
+    """Each input spike reaches each of its synapses once, whatever the synapse's delay (delays
+    cost memory, not operations): SOPs as :class:`nn.Linear`. The delay line keeps the last
+    ``max_delay`` inputs of every input neuron per sample."""
+    skip = ctx.options.skip_zero_weights
+    fan = _cached(ctx, ("delay", id(module), skip), lambda: linear_fanout(module.weight, skip))
+    ctx.synaptic(inputs[0], fan if skip else module.out_features, feature_ndim=1)
+    ctx.static(state_elements=module.max_delay * module.in_features)
+
+
+# -- converted networks (snn.conversion) ------------------------------------------------
+def _if_activation_rule(module: IFActivation, inputs: tuple, output: Tensor, ctx: RuleContext) -> None:
+    """The wrapped IF neuron is counted by :func:`neuron_rule`; the output ``θ·s`` is spikes."""
+    ctx.mark_spikes(output)
+
+
+def _spiking_max_pool_rule(module: SpikingMaxPool, inputs: tuple, output: Tensor, ctx: RuleContext) -> None:
+    """Gating by accumulated input spikes: comparisons only (free); the output is spikes."""
+    ctx.mark_spikes(output)
+
+
+register_rule(IFActivation, _if_activation_rule, count_children=True)
+register_rule(SpikingMaxPool, _spiking_max_pool_rule)
+for _cls in (QCFS, ClipReLU):
+    register_rule(_cls, FREE)

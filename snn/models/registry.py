@@ -8,6 +8,7 @@ from torch import nn
 
 from snn.models.conv import ConvSNN
 from snn.models.mlp import MLPSNN
+from snn.models.shd import DelaySNN
 
 __all__ = ["Preset", "PRESETS", "build_model"]
 
@@ -32,6 +33,9 @@ PRESETS: dict[str, Preset] = {
                   "flatten → 256 LIF → linear → leaky readout; any input size (set in_features)"),
     "mlp2": Preset(MLPSNN, dict(hidden=(256, 256), neuron="lif", tau=5.0, dropout=0.1),
                    "flatten → 256 LIF → 256 LIF → linear → leaky readout (e.g. SHD: in_features=700, 20 classes)"),
+    "shd-delays": Preset(DelaySNN, dict(hidden=(256, 256), max_delay=25, channel_bins=140, tau=10.05, dropout=0.4),
+                         "SHD/SSC delay SNN (Hammouamri et al. 2024): 700→140 channels, 2 × 256 LIF with learnable "
+                         "delays (max 25 steps), BN, dropout 0.4, delayed leaky readout; use 10 ms bins"),
 }
 
 

@@ -1,0 +1,157 @@
+"""Backends of :func:`snn.delays.delay_conv`: one registry, one dispatch point.
+
+============  ======  ==============================================  ======================
+name          device  implementation                                  ``auto`` uses it when
+============  ======  ==============================================  ======================
+``"numba"``   cpu     :mod:`snn.delays.cpu` (``@njit(parallel=True)``)  float32/64, ``W ≤ 0.5·(D+1)``
+``"numba"``   cuda    :mod:`snn.delays.numba_gpu` (``numba.cuda``)     never (ask for it by name)
+``"torch"``   any     dense kernel + ``conv1d`` (reference)             otherwise
+============  ======  ==============================================  ======================
+
+The fused kernels cost ``∝ W`` taps per synapse and the dense convolution ``∝ D + 1`` (at a
+higher throughput per tap), so ``"auto"`` uses the fused kernel only for narrow windows
+(:data:`FUSED_MAX_FRACTION`, measured by ``benchmarks/delays.py``): integer delays (``W = 1``),
+linear interpolation (``W = 2``) and a Gaussian once ``σ`` has decayed. On CUDA, ``"auto"``
+keeps cuDNN's dense convolution (the numba.cuda kernels are correct but were not tuned on a GPU).
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor
+
+from snn.delays.functional import dense_delay_conv
+from snn.delays.taps import Taps
+
+__all__ = ["DelayBackend", "register_delay_backend", "resolve_delay_backend", "delay_backend_names",
+           "FUSED_MAX_FRACTION"]
+
+log = logging.getLogger("snn")
+
+FUSED_MAX_FRACTION = 0.5
+"""``auto`` picks the fused CPU kernel when ``W ≤ FUSED_MAX_FRACTION · (D + 1)``."""
+
+RunFn = Callable[[Tensor, Taps, Optional[Tensor]], Tensor]
+
+
+@dataclass(frozen=True)
+class DelayBackend:
+    """A :func:`delay_conv` implementation for one device type.
+
+    Attributes:
+        name: the ``backend=`` name; device_type: ``"cpu"``/``"cuda"``/...;
+        run: ``run(x, taps, history) → y``; priority: higher wins under ``"auto"``;
+        dtypes: input dtypes it handles (others fall back to ``"torch"``);
+        auto: whether ``"auto"`` may pick it; requires / install_hint: package it needs;
+        available: runtime check returning None when usable, else the reason.
+    """
+
+    name: str
+    device_type: str
+    run: RunFn
+    priority: int = 0
+    dtypes: tuple = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+    auto: bool = True
+    requires: Optional[str] = None
+    install_hint: str = ""
+    available: Optional[Callable[[], Optional[str]]] = None
+
+    def unavailable_reason(self) -> Optional[str]:
+        if self.requires is not None and not _installed(self.requires):
+            return (f"delay backend {self.name!r} needs the package {self.requires!r}, which is not installed; "
+                    f"install it with `{self.install_hint}`")
+        return self.available() if self.available is not None else None
+
+
+_REGISTRY: dict[tuple[str, str], DelayBackend] = {}
+
+
+@functools.lru_cache(maxsize=None)
+def _installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+def register_delay_backend(backend: DelayBackend) -> None:
+    """Add or replace a backend under ``(name, device_type)``."""
+    if backend.name == "auto":
+        raise ValueError("'auto' is reserved for automatic selection")
+    _REGISTRY[(backend.name, backend.device_type)] = backend
+
+
+def delay_backend_names() -> list[str]:
+    """Every name accepted by ``backend=`` (``"auto"`` included)."""
+    return ["auto"] + sorted({n for n, _ in _REGISTRY})
+
+
+def _torch_backend(device_type: str) -> DelayBackend:
+    return _REGISTRY.get(("torch", device_type)) or _REGISTRY[("torch", "cpu")]
+
+
+def resolve_delay_backend(name: str, x: Tensor, width: int, max_delay: int) -> DelayBackend:
+    """The backend that runs ``delay_conv`` for input ``x`` and windows of ``width`` taps.
+
+    Raises:
+        ValueError: unknown name (lists the valid ones) or a backend for another device type.
+        RuntimeError: the backend cannot run here (names the missing package / reason).
+    """
+    dev = x.device.type
+    if name == "auto":
+        if width <= FUSED_MAX_FRACTION * (max_delay + 1):
+            for b in sorted((b for (n, d), b in _REGISTRY.items() if d == dev and b.auto), key=lambda b: -b.priority):
+                if b.name != "torch" and x.dtype in b.dtypes and b.unavailable_reason() is None:
+                    return b
+        return _torch_backend(dev)
+    if name not in {n for n, _ in _REGISTRY}:
+        raise ValueError(f"unknown delay backend {name!r}; valid backends: {delay_backend_names()}")
+    b = _REGISTRY.get((name, dev))
+    if b is None:
+        devices = sorted(d for n, d in _REGISTRY if n == name)
+        raise ValueError(f"delay backend {name!r} runs on {devices} tensors, but the input is on {dev!r}")
+    reason = b.unavailable_reason()
+    if reason is not None:
+        raise RuntimeError(reason)
+    if x.dtype not in b.dtypes:
+        log.debug("delay backend %r does not take %s inputs; running the torch reference", name, x.dtype)
+        return _torch_backend(dev)
+    return b
+
+
+def _lazy_fused(module: str, launcher: str) -> RunFn:
+    @functools.lru_cache(maxsize=None)
+    def get():
+        import importlib
+        return getattr(importlib.import_module(module), launcher)()
+
+    def run(x: Tensor, taps: Taps, history: Optional[Tensor]) -> Tensor:
+        from snn.delays.autograd import fused_delay_conv
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            return dense_delay_conv(x, taps, history)
+        return fused_delay_conv(get(), x, taps.values, taps.start, taps.max_delay, history)
+    return run
+
+
+@functools.lru_cache(maxsize=None)
+def _numba_cuda_reason() -> Optional[str]:
+    if not torch.cuda.is_available():
+        return "delay backend 'numba' on CUDA needs a GPU: torch.cuda.is_available() is False"
+    try:
+        from numba import cuda
+        ok = cuda.is_available()
+    except Exception as err:  # broken install, no driver
+        return f"numba.cuda cannot be imported ({type(err).__name__}: {err})"
+    return None if ok else "numba.cuda finds no usable GPU or CUDA driver"
+
+
+for _dev in ("cpu", "cuda", "mps", "xpu"):
+    register_delay_backend(DelayBackend("torch", _dev, dense_delay_conv, priority=0))
+register_delay_backend(DelayBackend("numba", "cpu", _lazy_fused("snn.delays.cpu", "CpuDelayLauncher"), priority=10,
+                                    dtypes=(torch.float32, torch.float64), requires="numba",
+                                    install_hint="pip install numba"))
+register_delay_backend(DelayBackend("numba", "cuda", _lazy_fused("snn.delays.numba_gpu", "NumbaCudaDelayLauncher"),
+                                    priority=10, dtypes=(torch.float32,), auto=False, requires="numba",
+                                    install_hint='pip install "snn[cuda]"', available=_numba_cuda_reason))

@@ -1,0 +1,291 @@
+"""CPU backend ``"numba"`` of the delay synapses: two ``@njit(parallel=True)`` kernels.
+
+Both work on the blocked layout of :mod:`snn.delays.layout` (rows of ``L = T·Bc``
+contiguous elements; a delay is a shift along a row) with per-synapse windows of ``W`` taps:
+
+* :func:`accumulate` — ``a[nb, r, c] = Σ_s Σ_u taps[r, s, u] · src[nb, s, base[r, s] + u·ustep + c]``,
+  written straight to the time-first output: ``out[c // Bc, b0 + nb·Bc + c % Bc, r] = a[nb, r, c]``.
+  Forward (``r`` = output neuron, ``s`` = input, ``ustep = −Bc``) and input gradient
+  (``r`` = input, ``s`` = output, ``ustep = +Bc``) are both this kernel.
+* :func:`correlate` — ``gtaps[r, s, u] (+)= Σ_nb Σ_{c<L} g[nb, r, goff + c] · src[nb, s, base[r, s] + u·ustep + c]``,
+  the gradient of the tap values (added to ``gtaps`` when ``add``, for batch chunks).
+
+Cost: ``B·T·N_out·N_in·W`` multiply-adds each, against ``B·T·N_out·N_in·(D + 1)`` for a dense
+convolution. Work split (``accumulate``): jobs of (batch block, ``RB`` rows, ``LC`` elements of
+time) go to threads; inside a job, ``SB`` source rows at a time are streamed through L1 and
+every tap of the ``RB`` rows that reads them is applied while they are there, up to eight
+taps per pass over the accumulator. Taps that are exactly zero (outside a truncated window) are skipped.
+``correlate`` splits over blocks of ``RB`` rows (each thread owns its rows of ``gtaps``) and
+computes up to eight dot products per pass over a row of the output gradient.
+Each kernel has a ``prange`` driver and a serial one (separate functions, so that Numba's
+on-disk cache keeps both); problems under :data:`SERIAL_BELOW` multiply-adds use the serial one.
+Sums are reassociated (``fastmath`` reassoc + contract), so results differ from the torch
+reference by float rounding only.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from numba import njit, prange
+
+__all__ = ["CpuDelayLauncher", "accumulate", "correlate", "accumulate_serial", "correlate_serial", "RB", "SB", "LC",
+           "SERIAL_BELOW"]
+
+# reassociation (vectorised sums) and contraction (FMA) only: NaN and inf keep IEEE semantics
+_OPTS = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy", boundscheck=False)
+RB = 16     # rows (outputs) per job: their accumulators share the source rows loaded into L1
+RB_SINGLE_TAP = 32  # ... with one tap per synapse (integer delays), where that sharing is all the reuse
+SB = 8      # source rows streamed together
+LC = 800    # elements of a row per job (50 timesteps × 16 samples ≈ 3 kB float32)
+SERIAL_BELOW = 1 << 20  # multiply-adds under which waking the thread pool costs more than it saves
+
+
+@njit(**_OPTS)
+def _accumulate_jobs(src, out, Bc, rb, lc):  # pragma: no cover - compiled
+    nrb = (out.shape[2] + rb - 1) // rb
+    nlc = (out.shape[0] * Bc + lc - 1) // lc
+    return src.shape[0] * nrb * nlc
+
+
+@njit(**_OPTS)
+def _accumulate_job(job, src, taps, base, ustep, out, Bc, b0, rb, sb, lc):  # pragma: no cover - compiled
+    S = src.shape[1]
+    T = out.shape[0]
+    B = out.shape[1]
+    R = out.shape[2]
+    L = T * Bc
+    W = taps.shape[2]
+    nrb = (R + rb - 1) // rb
+    nlc = (L + lc - 1) // lc
+    nb = job // (nrb * nlc)
+    rem = job % (nrb * nlc)
+    r0 = (rem // nlc) * rb
+    r1 = min(R, r0 + rb)
+    c0 = (rem % nlc) * lc
+    m = min(lc, L - c0)
+    rows = np.empty(sb * W, np.int64)
+    offs = np.empty(sb * W, np.int64)
+    vals = np.empty(sb * W, taps.dtype)
+    accb = np.zeros((rb, lc), out.dtype)
+    for s0 in range(0, S, sb):
+        s1 = min(S, s0 + sb)
+        for r in range(r0, r1):
+            q = 0
+            for s in range(s0, s1):
+                b = base[r, s] + c0
+                for u in range(W):
+                    v = taps[r, s, u]
+                    if v != 0:
+                        rows[q] = s
+                        offs[q] = b + u * ustep
+                        vals[q] = v
+                        q += 1
+            acc = accb[r - r0, :m]
+            p = 0
+            while p + 8 <= q:
+                k0 = vals[p]
+                k1 = vals[p + 1]
+                k2 = vals[p + 2]
+                k3 = vals[p + 3]
+                k4 = vals[p + 4]
+                k5 = vals[p + 5]
+                k6 = vals[p + 6]
+                k7 = vals[p + 7]
+                x0 = src[nb, rows[p], offs[p]:offs[p] + m]
+                x1 = src[nb, rows[p + 1], offs[p + 1]:offs[p + 1] + m]
+                x2 = src[nb, rows[p + 2], offs[p + 2]:offs[p + 2] + m]
+                x3 = src[nb, rows[p + 3], offs[p + 3]:offs[p + 3] + m]
+                x4 = src[nb, rows[p + 4], offs[p + 4]:offs[p + 4] + m]
+                x5 = src[nb, rows[p + 5], offs[p + 5]:offs[p + 5] + m]
+                x6 = src[nb, rows[p + 6], offs[p + 6]:offs[p + 6] + m]
+                x7 = src[nb, rows[p + 7], offs[p + 7]:offs[p + 7] + m]
+                for c in range(m):
+                    acc[c] += ((k0 * x0[c] + k1 * x1[c]) + (k2 * x2[c] + k3 * x3[c])) + \
+                              ((k4 * x4[c] + k5 * x5[c]) + (k6 * x6[c] + k7 * x7[c]))
+                p += 8
+            if p + 4 <= q:
+                k0 = vals[p]
+                k1 = vals[p + 1]
+                k2 = vals[p + 2]
+                k3 = vals[p + 3]
+                x0 = src[nb, rows[p], offs[p]:offs[p] + m]
+                x1 = src[nb, rows[p + 1], offs[p + 1]:offs[p + 1] + m]
+                x2 = src[nb, rows[p + 2], offs[p + 2]:offs[p + 2] + m]
+                x3 = src[nb, rows[p + 3], offs[p + 3]:offs[p + 3] + m]
+                for c in range(m):
+                    acc[c] += k0 * x0[c] + k1 * x1[c] + k2 * x2[c] + k3 * x3[c]
+                p += 4
+            if p + 2 <= q:
+                k0 = vals[p]
+                k1 = vals[p + 1]
+                x0 = src[nb, rows[p], offs[p]:offs[p] + m]
+                x1 = src[nb, rows[p + 1], offs[p + 1]:offs[p + 1] + m]
+                for c in range(m):
+                    acc[c] += k0 * x0[c] + k1 * x1[c]
+                p += 2
+            if p < q:
+                k0 = vals[p]
+                x0 = src[nb, rows[p], offs[p]:offs[p] + m]
+                for c in range(m):
+                    acc[c] += k0 * x0[c]
+    # write the block back in the time-first [T, B, R] layout (RB contiguous outputs per sample)
+    nr = r1 - r0
+    for c in range(m):
+        cc = c0 + c
+        b = b0 + nb * Bc + cc % Bc
+        if b < B:
+            o = out[cc // Bc, b, r0:r1]
+            for rr in range(nr):
+                o[rr] = accb[rr, c]
+
+
+@njit(**_OPTS)
+def _correlate_job(job, src, g, goff, L, base, ustep, gt, add, rb, sb, lc):  # pragma: no cover - compiled
+    NB, S, _ = src.shape
+    R = g.shape[1]
+    W = gt.shape[2]
+    zero = gt.dtype.type(0)
+    r0 = job * rb
+    r1 = min(R, r0 + rb)
+    if not add:
+        for r in range(r0, r1):
+            for s in range(S):
+                for u in range(W):
+                    gt[r, s, u] = zero
+    rows = np.empty(sb * W, np.int64)
+    taps = np.empty(sb * W, np.int64)
+    offs = np.empty(sb * W, np.int64)
+    for nb in range(NB):
+        for c0 in range(0, L, lc):
+            m = min(lc, L - c0)
+            for s0 in range(0, S, sb):
+                s1 = min(S, s0 + sb)
+                for r in range(r0, r1):
+                    gr = g[nb, r, goff + c0:goff + c0 + m]
+                    q = 0
+                    for s in range(s0, s1):
+                        b = base[r, s] + c0
+                        for u in range(W):
+                            rows[q] = s
+                            taps[q] = u
+                            offs[q] = b + u * ustep
+                            q += 1
+                    p = 0
+                    while p + 8 <= q:
+                        x0 = src[nb, rows[p], offs[p]:offs[p] + m]
+                        x1 = src[nb, rows[p + 1], offs[p + 1]:offs[p + 1] + m]
+                        x2 = src[nb, rows[p + 2], offs[p + 2]:offs[p + 2] + m]
+                        x3 = src[nb, rows[p + 3], offs[p + 3]:offs[p + 3] + m]
+                        x4 = src[nb, rows[p + 4], offs[p + 4]:offs[p + 4] + m]
+                        x5 = src[nb, rows[p + 5], offs[p + 5]:offs[p + 5] + m]
+                        x6 = src[nb, rows[p + 6], offs[p + 6]:offs[p + 6] + m]
+                        x7 = src[nb, rows[p + 7], offs[p + 7]:offs[p + 7] + m]
+                        d0 = zero
+                        d1 = zero
+                        d2 = zero
+                        d3 = zero
+                        d4 = zero
+                        d5 = zero
+                        d6 = zero
+                        d7 = zero
+                        for c in range(m):
+                            gc = gr[c]
+                            d0 += gc * x0[c]
+                            d1 += gc * x1[c]
+                            d2 += gc * x2[c]
+                            d3 += gc * x3[c]
+                            d4 += gc * x4[c]
+                            d5 += gc * x5[c]
+                            d6 += gc * x6[c]
+                            d7 += gc * x7[c]
+                        gt[r, rows[p], taps[p]] += d0
+                        gt[r, rows[p + 1], taps[p + 1]] += d1
+                        gt[r, rows[p + 2], taps[p + 2]] += d2
+                        gt[r, rows[p + 3], taps[p + 3]] += d3
+                        gt[r, rows[p + 4], taps[p + 4]] += d4
+                        gt[r, rows[p + 5], taps[p + 5]] += d5
+                        gt[r, rows[p + 6], taps[p + 6]] += d6
+                        gt[r, rows[p + 7], taps[p + 7]] += d7
+                        p += 8
+                    if p + 4 <= q:
+                        x0 = src[nb, rows[p], offs[p]:offs[p] + m]
+                        x1 = src[nb, rows[p + 1], offs[p + 1]:offs[p + 1] + m]
+                        x2 = src[nb, rows[p + 2], offs[p + 2]:offs[p + 2] + m]
+                        x3 = src[nb, rows[p + 3], offs[p + 3]:offs[p + 3] + m]
+                        d0 = zero
+                        d1 = zero
+                        d2 = zero
+                        d3 = zero
+                        for c in range(m):
+                            gc = gr[c]
+                            d0 += gc * x0[c]
+                            d1 += gc * x1[c]
+                            d2 += gc * x2[c]
+                            d3 += gc * x3[c]
+                        gt[r, rows[p], taps[p]] += d0
+                        gt[r, rows[p + 1], taps[p + 1]] += d1
+                        gt[r, rows[p + 2], taps[p + 2]] += d2
+                        gt[r, rows[p + 3], taps[p + 3]] += d3
+                        p += 4
+                    while p < q:
+                        x0 = src[nb, rows[p], offs[p]:offs[p] + m]
+                        d0 = zero
+                        for c in range(m):
+                            d0 += gr[c] * x0[c]
+                        gt[r, rows[p], taps[p]] += d0
+                        p += 1
+
+
+# Separate drivers (not one function compiled twice: Numba's cache would then hand the
+# serial build to the parallel dispatcher, both being keyed by the same source function).
+@njit(parallel=True, **_OPTS)
+def accumulate(src, taps, base, ustep, out, Bc, b0, rb, sb, lc):  # pragma: no cover - compiled
+    for job in prange(_accumulate_jobs(src, out, Bc, rb, lc)):
+        _accumulate_job(job, src, taps, base, ustep, out, Bc, b0, rb, sb, lc)
+
+
+@njit(**_OPTS)
+def accumulate_serial(src, taps, base, ustep, out, Bc, b0, rb, sb, lc):  # pragma: no cover - compiled
+    for job in range(_accumulate_jobs(src, out, Bc, rb, lc)):
+        _accumulate_job(job, src, taps, base, ustep, out, Bc, b0, rb, sb, lc)
+
+
+@njit(parallel=True, **_OPTS)
+def correlate(src, g, goff, L, base, ustep, gt, add, rb, sb, lc):  # pragma: no cover - compiled
+    for job in prange((g.shape[1] + rb - 1) // rb):
+        _correlate_job(job, src, g, goff, L, base, ustep, gt, add, rb, sb, lc)
+
+
+@njit(**_OPTS)
+def correlate_serial(src, g, goff, L, base, ustep, gt, add, rb, sb, lc):  # pragma: no cover - compiled
+    for job in range((g.shape[1] + rb - 1) // rb):
+        _correlate_job(job, src, g, goff, L, base, ustep, gt, add, rb, sb, lc)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().numpy()
+
+
+class CpuDelayLauncher:
+    """:class:`snn.delays.autograd.DelayLauncher` on CPU tensors (float32, float64)."""
+
+    name = "numba"
+
+    def block(self, batch: int) -> int:
+        return 16 if batch >= 16 else max(batch, 1)
+
+    def chunk(self, batch: int) -> int:
+        return self.block(batch)
+
+    def accumulate(self, src: torch.Tensor, taps: torch.Tensor, base: torch.Tensor, ustep: int, Bc: int, b0: int,
+                   out: torch.Tensor) -> None:
+        W = taps.shape[2]
+        work = src.shape[0] * Bc * out.shape[0] * out.shape[2] * taps.shape[1] * W
+        fn = accumulate if work >= SERIAL_BELOW else accumulate_serial
+        fn(_np(src), _np(taps), _np(base), np.int64(ustep), _np(out), np.int64(Bc), np.int64(b0),
+           RB_SINGLE_TAP if W == 1 else RB, SB, LC)
+
+    def correlate(self, src: torch.Tensor, g: torch.Tensor, goff: int, L: int, base: torch.Tensor,
+                  ustep: int, gtaps: torch.Tensor, add: bool) -> None:
+        fn = correlate if src.shape[0] * L * gtaps.numel() >= SERIAL_BELOW else correlate_serial
+        fn(_np(src), _np(g), np.int64(goff), np.int64(L), _np(base), np.int64(ustep), _np(gtaps), bool(add), RB, SB, LC)

@@ -1,0 +1,134 @@
+"""Fused delay kernels (backend "numba" on CPU) against the dense conv1d reference."""
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from snn.delays import Taps, delay_conv, dense_delay_conv, taps_to_dense
+from snn.delays.autograd import FusedDelayConv
+from snn.delays.cpu import CpuDelayLauncher
+
+TOL = {torch.float32: dict(rtol=1e-4, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=1e-12)}
+
+
+def random_taps(O, I, W, D, dtype, g, zeros=False):
+    v = torch.randn(O, I, W, generator=g, dtype=dtype)
+    if zeros:  # truncated windows have exact zeros, which the kernel skips
+        v = v * (torch.rand(O, I, W, generator=g, dtype=dtype) > 0.4)
+    start = torch.randint(0, D - W + 2, (O, I), generator=g)
+    return Taps(v, start, D)
+
+
+def explicit_loops(x, taps, history=None):
+    """y[t, b, o] = Σ_i Σ_u v[o, i, u] · x̃[t − start − u, b, i], written as plain loops."""
+    v, start, D = taps
+    T, B, I = x.shape
+    hist = history if history is not None else x.new_zeros(D, B, I)
+    full = torch.cat([hist, x], 0)
+    y = x.new_zeros(T, B, v.shape[0])
+    for o in range(v.shape[0]):
+        for i in range(I):
+            for u in range(v.shape[2]):
+                d = int(start[o, i]) + u
+                y[:, :, o] += v[o, i, u] * full[D - d:D - d + T, :, i]
+    return y
+
+
+def run_both(x, taps, history, gy):
+    outs = []
+    for backend in ("torch", "numba"):
+        xx = x.clone().requires_grad_()
+        hh = None if history is None else history.clone().requires_grad_()
+        vv = taps.values.clone().requires_grad_()
+        y = delay_conv(xx, Taps(vv, taps.start, taps.max_delay), hh, backend=backend)
+        grads = torch.autograd.grad(y, [xx, vv] + ([hh] if hh is not None else []), gy)
+        outs.append((y.detach(), grads))
+    return outs
+
+
+def test_reference_is_the_delay_sum():
+    g = torch.Generator().manual_seed(0)
+    taps = random_taps(3, 4, 2, 5, torch.float64, g)
+    x = torch.randn(9, 2, 4, generator=g, dtype=torch.float64)
+    h = torch.randn(5, 2, 4, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(dense_delay_conv(x, taps), explicit_loops(x, taps))
+    torch.testing.assert_close(dense_delay_conv(x, taps, h), explicit_loops(x, taps, h))
+
+
+@settings(max_examples=15, deadline=None)
+@given(T=st.integers(1, 13), B=st.sampled_from([1, 3, 16, 21, 35]), I=st.integers(1, 9), O=st.integers(1, 11),
+       D=st.integers(0, 9), wfrac=st.floats(0, 1), hist=st.booleans(), zeros=st.booleans(),
+       dtype=st.sampled_from([torch.float32, torch.float64]), seed=st.integers(0, 2**16))
+def test_fused_matches_dense_reference(T, B, I, O, D, wfrac, hist, zeros, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    W = 1 + int(wfrac * D)
+    taps = random_taps(O, I, W, D, dtype, g, zeros)
+    x = torch.randn(T, B, I, generator=g, dtype=dtype)
+    history = torch.randn(D, B, I, generator=g, dtype=dtype) if hist else None
+    gy = torch.randn(T, B, O, generator=g, dtype=dtype)
+    (y0, g0), (y1, g1) = run_both(x, taps, history, gy)
+    torch.testing.assert_close(y1, y0, **TOL[dtype])
+    for a, b in zip(g1, g0):
+        torch.testing.assert_close(a, b, **TOL[dtype])
+
+
+def test_spike_inputs_at_shd_like_scale():
+    """Binary inputs, B not a multiple of the batch block, a wide and a narrow window."""
+    g = torch.Generator().manual_seed(1)
+    x = (torch.rand(40, 37, 24, generator=g) < 0.1).float()
+    gy = torch.randn(40, 37, 30, generator=g)
+    for W in (1, 5):
+        taps = random_taps(30, 24, W, 25, torch.float32, g)
+        (y0, g0), (y1, g1) = run_both(x, taps, None, gy)
+        torch.testing.assert_close(y1, y0, rtol=1e-4, atol=1e-4)
+        for a, b in zip(g1, g0):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-4)
+
+
+def test_fused_gradcheck_float64():
+    g = torch.Generator().manual_seed(2)
+    taps = random_taps(2, 2, 2, 3, torch.float64, g)
+    x = torch.randn(4, 3, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(3, 3, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    v = taps.values.clone().requires_grad_()
+    fn = lambda x, h, v: FusedDelayConv.apply(CpuDelayLauncher(), 3, x, h, v, taps.start)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, h, v))
+
+
+def test_never_builds_the_dense_kernel(monkeypatch):
+    """The fused path must not densify the taps (that is the point of the kernels)."""
+    import snn.delays.functional as fn
+    import snn.delays.taps as tp
+
+    def boom(*a, **k):
+        raise AssertionError("dense kernel built")
+    monkeypatch.setattr(tp, "taps_to_dense", boom)
+    monkeypatch.setattr(fn, "taps_to_dense", boom)
+    g = torch.Generator().manual_seed(3)
+    taps = random_taps(8, 6, 3, 20, torch.float32, g)
+    x = torch.randn(10, 4, 6, generator=g, requires_grad=True)
+    v = taps.values.requires_grad_()
+    delay_conv(x, Taps(v, taps.start, 20), backend="numba").sum().backward()
+    assert x.grad is not None and v.grad is not None
+
+
+def test_taps_to_dense_places_each_tap_at_its_delay():
+    v = torch.tensor([[[1.0, 2.0]]])
+    dense = taps_to_dense(Taps(v, torch.tensor([[3]]), 6))
+    assert dense.tolist() == [[[0, 0, 0, 1.0, 2.0, 0, 0]]]
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_bad_inputs_raise_clear_errors(backend):
+    g = torch.Generator().manual_seed(4)
+    taps = random_taps(3, 4, 2, 5, torch.float32, g)
+    x = torch.randn(6, 2, 4)
+    with pytest.raises(ValueError, match=r"x must be a \[T, B, N_in\]"):
+        delay_conv(x[0], taps, backend=backend)
+    with pytest.raises(ValueError, match="N_in=5"):
+        delay_conv(torch.randn(6, 2, 5), taps, backend=backend)
+    with pytest.raises(ValueError, match="start must lie in"):
+        delay_conv(x, Taps(taps.values, taps.start + 5, 5), backend=backend)
+    with pytest.raises(ValueError, match=r"history must be \[max_delay, B, N_in\]"):
+        delay_conv(x, taps, torch.zeros(4, 2, 4), backend=backend)
+    with pytest.raises(ValueError, match="unknown delay backend 'cuda'.*auto.*numba.*torch"):
+        delay_conv(x, taps, backend="cuda")
