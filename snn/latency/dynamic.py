@@ -43,7 +43,9 @@ class DCResult:
         max_T: the timestep budget.
         neuron_updates: membrane updates simulated (all spiking layers), ``None`` if not counted.
         full_neuron_updates: what running every sample for ``max_T`` steps costs, ``None`` if not counted.
-        wall_time_s: seconds spent in the runs (inputs on the device, outputs on the CPU).
+        wall_time_s: seconds spent in the runs (inputs on the device, outputs on the CPU),
+            including update counting and first-call warm-up; to compare with running all
+            ``T``, time both ways with :func:`snn.latency.compare_wall_time`.
         labels: int64 ``[N]`` if known.
     """
 
