@@ -9,6 +9,9 @@ the model is confident.
     python examples/streaming.py                        # train 3 epochs, stream 50 test recordings
     python examples/streaming.py --checkpoint runs/x/checkpoint.pt --threshold 0.95
     python examples/streaming.py --smoke                # a few seconds (CI)
+
+Measured at the defaults on 2 CPU cores (90 s with training): 88 % on 50 digits-events test
+recordings, decided after 26.8 of at most 30 packets on average (θ = 0.9).
 """
 from __future__ import annotations
 
