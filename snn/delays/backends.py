@@ -17,7 +17,6 @@ keeps cuDNN's dense convolution (the numba.cuda kernels are correct but were not
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -25,6 +24,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
+from snn.backend_registry import BackendRegistry, requirement_reason
 from snn.delays.functional import dense_delay_conv
 from snn.delays.taps import Taps
 
@@ -62,34 +62,21 @@ class DelayBackend:
     available: Optional[Callable[[], Optional[str]]] = None
 
     def unavailable_reason(self) -> Optional[str]:
-        if self.requires is not None and not _installed(self.requires):
-            return (f"delay backend {self.name!r} needs the package {self.requires!r}, which is not installed; "
-                    f"install it with `{self.install_hint}`")
-        return self.available() if self.available is not None else None
+        return requirement_reason(self, "delay backend")
 
 
-_REGISTRY: dict[tuple[str, str], DelayBackend] = {}
-
-
-@functools.lru_cache(maxsize=None)
-def _installed(package: str) -> bool:
-    return importlib.util.find_spec(package) is not None
+_BACKENDS: BackendRegistry[DelayBackend] = BackendRegistry("delay backend")
+_REGISTRY = _BACKENDS.entries
 
 
 def register_delay_backend(backend: DelayBackend) -> None:
     """Add or replace a backend under ``(name, device_type)``."""
-    if backend.name == "auto":
-        raise ValueError("'auto' is reserved for automatic selection")
-    _REGISTRY[(backend.name, backend.device_type)] = backend
+    _BACKENDS.register(backend)
 
 
 def delay_backend_names() -> list[str]:
     """Every name accepted by ``backend=`` (``"auto"`` included)."""
-    return ["auto"] + sorted({n for n, _ in _REGISTRY})
-
-
-def _torch_backend(device_type: str) -> DelayBackend:
-    return _REGISTRY.get(("torch", device_type)) or _REGISTRY[("torch", "cpu")]
+    return _BACKENDS.names()
 
 
 def resolve_delay_backend(name: str, x: Tensor, width: int, max_delay: int) -> DelayBackend:
@@ -102,22 +89,14 @@ def resolve_delay_backend(name: str, x: Tensor, width: int, max_delay: int) -> D
     dev = x.device.type
     if name == "auto":
         if width <= FUSED_MAX_FRACTION * (max_delay + 1):
-            for b in sorted((b for (n, d), b in _REGISTRY.items() if d == dev and b.auto), key=lambda b: -b.priority):
-                if b.name != "torch" and x.dtype in b.dtypes and b.unavailable_reason() is None:
+            for b in _BACKENDS.by_priority(dev):
+                if b.auto and b.name != "torch" and x.dtype in b.dtypes and b.unavailable_reason() is None:
                     return b
-        return _torch_backend(dev)
-    if name not in {n for n, _ in _REGISTRY}:
-        raise ValueError(f"unknown delay backend {name!r}; valid backends: {delay_backend_names()}")
-    b = _REGISTRY.get((name, dev))
-    if b is None:
-        devices = sorted(d for n, d in _REGISTRY if n == name)
-        raise ValueError(f"delay backend {name!r} runs on {devices} tensors, but the input is on {dev!r}")
-    reason = b.unavailable_reason()
-    if reason is not None:
-        raise RuntimeError(reason)
+        return _BACKENDS.reference("torch", dev)
+    b = _BACKENDS.lookup(name, dev)
     if x.dtype not in b.dtypes:
         log.debug("delay backend %r does not take %s inputs; running the torch reference", name, x.dtype)
-        return _torch_backend(dev)
+        return _BACKENDS.reference("torch", dev)
     return b
 
 

@@ -11,13 +11,13 @@ its ``backend_used`` attribute (and a DEBUG log line on the ``snn`` logger).
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from torch import Tensor
 
+from snn.backend_registry import BackendRegistry, requirement_reason
 from snn.neurons.functional import NeuronSpec, multistep
 
 __all__ = ["Backend", "register_backend", "resolve_backend", "available_backends", "backend_names"]
@@ -54,34 +54,27 @@ class Backend:
 
     def unavailable_reason(self) -> Optional[str]:
         """``None`` if the backend can run here, else a sentence saying why and how to fix it."""
-        if self.requires is not None and importlib.util.find_spec(self.requires) is None:
-            return (f"backend {self.name!r} needs the package {self.requires!r}, which is not installed"
-                    + (f"; install it with `{self.install_hint}`" if self.install_hint else ""))
-        if self.available is not None:
-            return self.available()
-        return None
+        return requirement_reason(self)
 
 
-_REGISTRY: dict[tuple[str, str], Backend] = {}
+_BACKENDS: BackendRegistry[Backend] = BackendRegistry("backend")
+_REGISTRY = _BACKENDS.entries
 _warned: set[tuple[str, str]] = set()
 
 
 def register_backend(backend: Backend) -> None:
     """Add (or replace) a backend under ``(backend.name, backend.device_type)``."""
-    if backend.name == "auto":
-        raise ValueError("'auto' is reserved for automatic selection")
-    _REGISTRY[(backend.name, backend.device_type)] = backend
+    _BACKENDS.register(backend)
 
 
 def backend_names() -> list[str]:
     """All names accepted by ``backend=`` (``"auto"`` included)."""
-    return ["auto"] + sorted({name for name, _ in _REGISTRY})
+    return _BACKENDS.names()
 
 
 def available_backends(device_type: str) -> list[str]:
     """Names usable for ``device_type`` now, highest priority first."""
-    cands = sorted((b for (n, d), b in _REGISTRY.items() if d == device_type), key=lambda b: -b.priority)
-    return [b.name for b in cands if b.unavailable_reason() is None]
+    return [b.name for b in _BACKENDS.by_priority(device_type) if b.unavailable_reason() is None]
 
 
 def resolve_backend(name: str, device_type: str, spec: NeuronSpec) -> Backend:
@@ -94,8 +87,7 @@ def resolve_backend(name: str, device_type: str, spec: NeuronSpec) -> Backend:
             the command that installs it).
     """
     if name == "auto":
-        cands = sorted((b for (n, d), b in _REGISTRY.items() if d == device_type), key=lambda b: -b.priority)
-        for b in cands:
+        for b in _BACKENDS.by_priority(device_type):
             if b.unavailable_reason() is not None:
                 continue
             if not b.supports(spec):
@@ -106,16 +98,8 @@ def resolve_backend(name: str, device_type: str, spec: NeuronSpec) -> Backend:
                                 "'auto' falls back to the next backend", b.name, spec)
                 continue
             return b
-        return _REGISTRY[("torch", device_type if ("torch", device_type) in _REGISTRY else "cpu")]
-    if name not in {n for n, _ in _REGISTRY}:
-        raise ValueError(f"unknown backend {name!r}; valid backends: {backend_names()}")
-    b = _REGISTRY.get((name, device_type))
-    if b is None:
-        devices = sorted(d for n, d in _REGISTRY if n == name)
-        raise ValueError(f"backend {name!r} runs on {devices} tensors, but the input is on {device_type!r}")
-    reason = b.unavailable_reason()
-    if reason is not None:
-        raise RuntimeError(reason)
+        return _BACKENDS.reference("torch", device_type)
+    b = _BACKENDS.lookup(name, device_type)
     if not b.supports(spec):
         raise ValueError(f"backend {name!r} does not support these neuron options: {spec}; use backend='torch'")
     return b

@@ -1,0 +1,88 @@
+"""The registry behind every ``backend=`` argument (neurons, delay synapses): implementations
+keyed by ``(name, device_type)``, with priorities for ``"auto"`` and availability checks that
+say what to install."""
+from __future__ import annotations
+
+import functools
+import importlib.util
+from typing import Callable, Generic, Optional, Protocol, TypeVar
+
+__all__ = ["BackendLike", "BackendRegistry", "requirement_reason"]
+
+
+class BackendLike(Protocol):
+    name: str
+    device_type: str
+    priority: int
+    requires: Optional[str]
+    install_hint: str
+    available: Optional[Callable[[], Optional[str]]]
+
+
+@functools.lru_cache(maxsize=None)
+def _installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+def requirement_reason(backend: BackendLike, kind: str = "backend") -> Optional[str]:
+    """``None`` if ``backend`` can run here, else a sentence saying why and how to fix it
+    (the missing package and the command that installs it, or the runtime check's reason)."""
+    if backend.requires is not None and not _installed(backend.requires):
+        return (f"{kind} {backend.name!r} needs the package {backend.requires!r}, which is not installed"
+                + (f"; install it with `{backend.install_hint}`" if backend.install_hint else ""))
+    return backend.available() if backend.available is not None else None
+
+
+B = TypeVar("B", bound=BackendLike)
+
+
+class BackendRegistry(Generic[B]):
+    """Backends of one kind (``kind`` names them in messages, e.g. ``"delay backend"``).
+
+    Attributes:
+        entries: ``{(name, device_type): backend}``.
+    """
+
+    def __init__(self, kind: str = "backend") -> None:
+        self.kind = kind
+        self.entries: dict[tuple[str, str], B] = {}
+
+    def register(self, backend: B) -> None:
+        """Add or replace ``backend`` under ``(name, device_type)``.
+
+        Raises:
+            ValueError: the name ``"auto"`` (reserved for automatic selection).
+        """
+        if backend.name == "auto":
+            raise ValueError("'auto' is reserved for automatic selection")
+        self.entries[(backend.name, backend.device_type)] = backend
+
+    def names(self) -> list[str]:
+        """Every name accepted by ``backend=`` (``"auto"`` included)."""
+        return ["auto"] + sorted({n for n, _ in self.entries})
+
+    def by_priority(self, device_type: str) -> list[B]:
+        """The backends for ``device_type``, highest priority first."""
+        return sorted((b for (_, d), b in self.entries.items() if d == device_type), key=lambda b: -b.priority)
+
+    def reference(self, name: str, device_type: str) -> B:
+        """Backend ``name`` for ``device_type``, or its CPU entry when there is none for that device."""
+        return self.entries.get((name, device_type)) or self.entries[(name, "cpu")]
+
+    def lookup(self, name: str, device_type: str) -> B:
+        """The backend a user asked for by name, checked to run here.
+
+        Raises:
+            ValueError: unknown name (lists the valid ones) or no entry for this device type.
+            RuntimeError: it cannot run here (names the missing package / reason).
+        """
+        if name not in {n for n, _ in self.entries}:
+            raise ValueError(f"unknown {self.kind} {name!r}; valid backends: {self.names()}")
+        b = self.entries.get((name, device_type))
+        if b is None:
+            devices = sorted(d for n, d in self.entries if n == name)
+            raise ValueError(f"{self.kind} {name!r} runs on {devices} tensors, but the input is on {device_type!r}")
+        reason = requirement_reason(b, self.kind)
+        if reason is not None:
+            raise RuntimeError(reason)
+        return b
