@@ -1,24 +1,28 @@
-"""CPU backend ``"numba"``: fused forward and BPTT backward as ``@njit(parallel=True)`` kernels.
+"""CPU backend ``"numba"``: fused forward and BPTT backward as ``@njit`` kernels.
 
-Work split: the ``[T, N]`` sequence is cut into blocks of ``block`` consecutive neurons;
-``prange`` hands blocks to threads and each thread runs the whole time loop of its block,
-with the inner loop over the block's neurons (unit stride, vectorisable) and the state,
-parameters and per-step gradient scratch of the block in small per-thread arrays that stay
-in L1/L2. One compiled kernel per dtype (float32, float64) serves every neuron option.
+Work split: the time loop runs in order and, at every step, one ``prange`` loop updates all
+``N`` neurons of the ``[T, N]`` sequence with unit stride (the loop LLVM vectorises, each
+thread taking a contiguous range). The state ``v [N]`` (and, backward, ``∂L/∂v``) is updated
+in place. Sequences that are not wanted (``h`` at inference, ``v_seq`` without
+``record_v``, missing output gradients) are ``[1, N]`` rows indexed with a row multiplier
+of 0: the writes land in one row instead of a branch in the inner loop.
 
-Sequences that are not wanted (``h`` at inference, ``v_seq`` without ``record_v``,
-missing output gradients) are ``[1, N]`` rows indexed with a row multiplier of 0: the
-writes land in one cache-resident row instead of a branch in the inner loop.
-
-Each block function (``_forward_block``, ``_backward_block``) is driven by a ``prange``
-driver and by a serial driver; problems under ``SERIAL_BELOW`` neuron-timesteps use the
-serial one, since waking the thread pool costs more than they take.
+The backward pass first writes the surrogate derivative of step ``t`` into a row, one loop
+per surrogate kind (so the loop body has no branch on the kind), then runs the fused
+gradient update. Parameters are either scalars (one value for all neurons) or per-neuron
+vectors ``[N]`` expanded on the host from per-channel ones; :func:`_at` reads both, and
+Numba compiles one specialisation per form. Each kernel is compiled twice from one source,
+with ``parallel=True`` and serially; problems under ``SERIAL_BELOW`` neuron-timesteps use
+the serial build, since waking the thread pool costs more than they take.
 """
 from __future__ import annotations
 
+import types as pytypes
+
 import numpy as np
 import torch
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload, register_jitable
 from torch import Tensor
 
 from snn.cuda import dynamics as dyn
@@ -32,180 +36,136 @@ _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 SERIAL_BELOW = 1 << 16  # neuron-timesteps under which a thread-pool launch costs more than it saves
 
 
-@njit(**_OPTS)
-def _forward_block(x, v0, beta, omb, theta, S, mode, v_reset, hard, n0, L, block,
-                   spikes, h_seq, v_seq, v_last):  # pragma: no cover - compiled
-    T = x.shape[0]
-    P = beta.shape[0]
-    hm = 1 if h_seq.shape[0] == T else 0
-    vm = 1 if v_seq.shape[0] == T else 0
-    v = np.empty(block, v_last.dtype)
-    bl = np.empty(block, v_last.dtype)
-    ol = np.empty(block, v_last.dtype)
-    tl = np.empty(block, v_last.dtype)
-    for j in range(L):
-        c = ((n0 + j) // S) % P
-        v[j] = v0[n0 + j]
-        bl[j] = beta[c]
-        ol[j] = omb[c]
-        tl[j] = theta[c]
+def _at(p, n):  # pragma: no cover - replaced by the overload inside compiled code
+    """``p[n]`` for a per-neuron vector, ``p`` for a scalar parameter."""
+    return p[n] if isinstance(p, np.ndarray) else p
+
+
+@overload(_at)
+def _at_impl(p, n):  # pragma: no cover - compiled
+    if isinstance(p, types.Array):
+        return lambda p, n: p[n]
+    return lambda p, n: p
+
+
+@register_jitable
+def _forward_step(v, x, b, o, th, mode, v_reset, hard):
+    h = dyn.charge(v, x, b, o, mode)
+    s = dyn.spike(h, th)
+    return h, s, dyn.reset(h, s, th, v_reset, hard)
+
+
+def _forward(x, v, beta, omb, theta, mode, v_reset, hard, spikes, h_seq, v_seq):  # pragma: no cover - compiled
+    """Forward over all T. ``x``/``spikes`` ``[T, N]``; ``v [N]``: the initial state in, the
+    last state out; ``beta``/``omb``/``theta`` scalars or ``[N]``; ``h_seq``/``v_seq``
+    ``[T, N]``, or ``[1, N]`` (not written) when not wanted; flags as in
+    :class:`snn.cuda.params.KernelConfig`."""
+    T, N = x.shape
+    want_h = h_seq.shape[0] == T
+    want_v = v_seq.shape[0] == T
     for t in range(T):
-        xr = x[t, n0:n0 + L]
-        sr = spikes[t, n0:n0 + L]
-        hr = h_seq[t * hm, n0:n0 + L]
-        vr = v_seq[t * vm, n0:n0 + L]
-        for j in range(L):
-            h = dyn.charge(v[j], xr[j], bl[j], ol[j], mode)
-            s = dyn.spike(h, tl[j])
-            sr[j] = s
-            hr[j] = h
-            vn = dyn.reset(h, s, tl[j], v_reset, hard)
-            vr[j] = vn
-            v[j] = vn
-    for j in range(L):
-        v_last[n0 + j] = v[j]
+        for n in prange(N):
+            h, s, vn = _forward_step(v[n], x[t, n], _at(beta, n), _at(omb, n), _at(theta, n), mode, v_reset, hard)
+            spikes[t, n] = s
+            if want_h:                  # loop-invariant: LLVM unswitches these branches
+                h_seq[t, n] = h
+            if want_v:
+                v_seq[t, n] = vn
+            v[n] = vn
 
 
-@njit(**_OPTS)
-def _surrogate_block(kind, z, a, b, L):  # pragma: no cover - compiled
-    """z[:L] ← σ'(z[:L]); the kind is chosen once per row so each loop vectorises."""
-    if kind == dyn.ATAN:
-        for j in range(L):
-            z[j] = dyn.atan_grad(z[j], a, b)
-    elif kind == dyn.SIGMOID:
-        for j in range(L):
-            z[j] = dyn.sigmoid_grad(z[j], a, b)
-    elif kind == dyn.FAST_SIGMOID:
-        for j in range(L):
-            z[j] = dyn.fast_sigmoid_grad(z[j], a, b)
-    elif kind == dyn.TRIANGLE:
-        for j in range(L):
-            z[j] = dyn.triangle_grad(z[j], a, b)
-    elif kind == dyn.GAUSSIAN:
-        for j in range(L):
-            z[j] = dyn.gaussian_grad(z[j], a, b)
-    else:
-        for j in range(L):
-            z[j] = dyn.erfc_grad(z[j], a, b)
+@register_jitable
+def _backward_step(sg, gs, gq, gv, h, b, o, th, mode, v_reset, hard, keep_reset):
+    gh, gth = dyn.backward_step(gs, gv + gq, h, sg, th, v_reset, hard, keep_reset)
+    gx, gvp = dyn.charge_backward(gh, b, o, mode)
+    return gh, gth, gx, gvp
 
 
-@njit(**_OPTS)
-def _backward_block(grad_s, grad_vseq, grad_vlast, h_seq, v0, x, beta, omb, theta, S, mode,
-                    v_reset, hard, keep_reset, kind, sa, sb, need_dbeta, n0, L, block,
-                    grad_x, grad_v0, dbeta, dtheta):  # pragma: no cover - compiled
-    T = h_seq.shape[0]
-    P = beta.shape[0]
-    gm = 1 if grad_s.shape[0] == T else 0
-    qm = 1 if grad_vseq.shape[0] == T else 0
+@register_jitable
+def _v_prev(t, h_prev, v0, th, v_reset, hard):
+    """The state before step ``t``: the post-reset membrane of step ``t − 1``, or ``v0``."""
+    return dyn.reset(h_prev, dyn.spike(h_prev, th), th, v_reset, hard) if t > 0 else v0
+
+
+def _backward(grad_s, grad_vseq, gv, h_seq, v0, x, beta, omb, theta, mode, v_reset, hard, keep_reset,
+              kind, sa, sb, need_dbeta, grad_x, dtheta, dbeta):  # pragma: no cover - compiled
+    """BPTT over all T, from t = T−1 down to 0. ``grad_s``/``grad_vseq`` ``[T, N]``, or ``[1, N]``
+    (not read) when absent; ``gv [N]``: ``∂L/∂v_last`` in, ``∂L/∂v0`` out; ``h_seq [T, N]`` from the
+    forward pass; ``v0 [N]`` and ``x [T, N]`` (``[1, N]`` unless needed for ``dbeta``).
+    Writes ``grad_x [T, N]`` and adds to per-neuron ``dtheta [N]`` and, if ``need_dbeta``,
+    ``dbeta [N]`` (both zero on entry)."""
+    T, N = h_seq.shape
+    has_gs = grad_s.shape[0] == T
+    has_gq = grad_vseq.shape[0] == T
     xm = 1 if x.shape[0] == T else 0
-    dt = h_seq.dtype
-    gv = np.empty(block, dt)
-    sgb = np.empty(block, dt)
-    ghb = np.empty(block, dt)
-    dth = np.zeros(block, dt)
-    db = np.zeros(block, dt)
-    bl = np.empty(block, dt)
-    ol = np.empty(block, dt)
-    tl = np.empty(block, dt)
-    for j in range(L):
-        c = ((n0 + j) // S) % P
-        gv[j] = grad_vlast[n0 + j]
-        bl[j] = beta[c]
-        ol[j] = omb[c]
-        tl[j] = theta[c]
+    sg = np.empty(N, h_seq.dtype)
     for t in range(T - 1, -1, -1):
-        hr = h_seq[t, n0:n0 + L]
-        gsr = grad_s[t * gm, n0:n0 + L]
-        gqr = grad_vseq[t * qm, n0:n0 + L]
-        gxr = grad_x[t, n0:n0 + L]
-        for j in range(L):
-            sgb[j] = hr[j] - tl[j]
-        _surrogate_block(kind, sgb, sa, sb, L)
-        for j in range(L):
-            g_v = gv[j] + gqr[j]
-            gh, gth = dyn.backward_step(gsr[j], g_v, hr[j], sgb[j], tl[j], v_reset, hard, keep_reset)
-            gx, gvp = dyn.charge_backward(gh, bl[j], ol[j], mode)
-            gxr[j] = gx
-            gv[j] = gvp
-            dth[j] += gth
-            ghb[j] = gh
+        tx, tp = t * xm, max(t - 1, 0)
+        # σ'(h[t] − θ) into a row, the kind chosen once so each loop vectorises
+        if kind == dyn.ATAN:
+            for n in prange(N):
+                sg[n] = dyn.atan_grad(h_seq[t, n] - _at(theta, n), sa, sb)
+        elif kind == dyn.SIGMOID:
+            for n in prange(N):
+                sg[n] = dyn.sigmoid_grad(h_seq[t, n] - _at(theta, n), sa, sb)
+        elif kind == dyn.FAST_SIGMOID:
+            for n in prange(N):
+                sg[n] = dyn.fast_sigmoid_grad(h_seq[t, n] - _at(theta, n), sa, sb)
+        elif kind == dyn.TRIANGLE:
+            for n in prange(N):
+                sg[n] = dyn.triangle_grad(h_seq[t, n] - _at(theta, n), sa, sb)
+        elif kind == dyn.GAUSSIAN:
+            for n in prange(N):
+                sg[n] = dyn.gaussian_grad(h_seq[t, n] - _at(theta, n), sa, sb)
+        else:
+            for n in prange(N):
+                sg[n] = dyn.erfc_grad(h_seq[t, n] - _at(theta, n), sa, sb)
         if need_dbeta:
-            xr = x[t * xm, n0:n0 + L]
-            if t > 0:
-                hp = h_seq[t - 1, n0:n0 + L]
-                for j in range(L):
-                    vp = dyn.reset(hp[j], dyn.spike(hp[j], tl[j]), tl[j], v_reset, hard)
-                    db[j] += dyn.charge_grad_beta(ghb[j], vp, xr[j], mode)
-            else:
-                for j in range(L):
-                    db[j] += dyn.charge_grad_beta(ghb[j], v0[n0 + j], xr[j], mode)
-    for j in range(L):
-        grad_v0[n0 + j] = gv[j]
-        dtheta[n0 + j] = dth[j]
-    if need_dbeta:
-        for j in range(L):
-            dbeta[n0 + j] = db[j]
+            for n in prange(N):
+                th = _at(theta, n)
+                gh, gth, gx, gvp = _backward_step(sg[n], grad_s[t, n] if has_gs else dyn.ZERO,
+                                                  grad_vseq[t, n] if has_gq else dyn.ZERO, gv[n], h_seq[t, n],
+                                                  _at(beta, n), _at(omb, n), th, mode, v_reset, hard, keep_reset)
+                vp = _v_prev(t, h_seq[tp, n], v0[n], th, v_reset, hard)
+                dbeta[n] += dyn.charge_grad_beta(gh, vp, x[tx, n], mode)
+                grad_x[t, n] = gx
+                gv[n] = gvp
+                dtheta[n] += gth
+        else:
+            for n in prange(N):
+                gh, gth, gx, gvp = _backward_step(sg[n], grad_s[t, n] if has_gs else dyn.ZERO,
+                                                  grad_vseq[t, n] if has_gq else dyn.ZERO, gv[n], h_seq[t, n],
+                                                  _at(beta, n), _at(omb, n), _at(theta, n), mode, v_reset, hard,
+                                                  keep_reset)
+                grad_x[t, n] = gx
+                gv[n] = gvp
+                dtheta[n] += gth
 
 
-@njit(parallel=True, **_OPTS)
-def forward_parallel(x, v0, beta, omb, theta, S, mode, v_reset, hard, block,
-                     spikes, h_seq, v_seq, v_last):  # pragma: no cover - compiled
-    """Forward over all T. ``x``/``spikes`` ``[T, N]`` (float32 or float64), ``v0``/``v_last``
-    ``[N]``, ``beta``/``omb``/``theta`` ``[P]`` (neuron n uses entry ``(n // S) % P``);
-    ``h_seq``/``v_seq`` ``[T, N]``, or ``[1, N]`` scratch when not wanted; scalars as in
-    :class:`snn.cuda.params.KernelConfig`; ``block`` neurons per work item."""
-    N = x.shape[1]
-    for ib in prange((N + block - 1) // block):
-        n0 = ib * block
-        _forward_block(x, v0, beta, omb, theta, S, mode, v_reset, hard, n0, min(block, N - n0), block,
-                       spikes, h_seq, v_seq, v_last)
+def _twin(fn, name: str):
+    """A copy of ``fn`` under another name: Numba's on-disk cache is indexed by the function's
+    qualified name, not by the compile flags, so the serial and the parallel build of one
+    source need distinct names to be cached side by side."""
+    twin = pytypes.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    twin.__qualname__, twin.__module__, twin.__doc__ = name, fn.__module__, fn.__doc__
+    return twin
 
 
-@njit(**_OPTS)
-def forward_serial(x, v0, beta, omb, theta, S, mode, v_reset, hard, block,
-                   spikes, h_seq, v_seq, v_last):  # pragma: no cover - compiled
-    """:func:`forward_parallel` on one thread (small problems)."""
-    N = x.shape[1]
-    for ib in range((N + block - 1) // block):
-        n0 = ib * block
-        _forward_block(x, v0, beta, omb, theta, S, mode, v_reset, hard, n0, min(block, N - n0), block,
-                       spikes, h_seq, v_seq, v_last)
+# one source, two builds: threads for large problems, one thread for small ones
+forward_parallel = njit(parallel=True, **_OPTS)(_twin(_forward, "forward_parallel"))
+forward_serial = njit(**_OPTS)(_twin(_forward, "forward_serial"))
+backward_parallel = njit(parallel=True, **_OPTS)(_twin(_backward, "backward_parallel"))
+backward_serial = njit(**_OPTS)(_twin(_backward, "backward_serial"))
 
 
-@njit(parallel=True, **_OPTS)
-def backward_parallel(grad_s, grad_vseq, grad_vlast, h_seq, v0, x, beta, omb, theta, S, mode,
-                      v_reset, hard, keep_reset, kind, sa, sb, block, need_dbeta,
-                      grad_x, grad_v0, dbeta, dtheta):  # pragma: no cover - compiled
-    """BPTT over all T, from t = T−1 down to 0. ``grad_s``/``grad_vseq`` ``[T, N]`` or ``[1, N]``
-    zeros when absent, ``grad_vlast [N]``, ``h_seq [T, N]`` from the forward pass, ``v0 [N]``
-    and ``x [T, N]`` (``[1, N]`` unless needed for ``dbeta``). Writes ``grad_x [T, N]``,
-    ``grad_v0 [N]``, per-neuron ``dtheta [N]`` and, if ``need_dbeta``, ``dbeta [N]``."""
-    N = h_seq.shape[1]
-    for ib in prange((N + block - 1) // block):
-        n0 = ib * block
-        _backward_block(grad_s, grad_vseq, grad_vlast, h_seq, v0, x, beta, omb, theta, S, mode,
-                        v_reset, hard, keep_reset, kind, sa, sb, need_dbeta, n0, min(block, N - n0),
-                        block, grad_x, grad_v0, dbeta, dtheta)
-
-
-@njit(**_OPTS)
-def backward_serial(grad_s, grad_vseq, grad_vlast, h_seq, v0, x, beta, omb, theta, S, mode,
-                    v_reset, hard, keep_reset, kind, sa, sb, block, need_dbeta,
-                    grad_x, grad_v0, dbeta, dtheta):  # pragma: no cover - compiled
-    """:func:`backward_parallel` on one thread (small problems)."""
-    N = h_seq.shape[1]
-    for ib in range((N + block - 1) // block):
-        n0 = ib * block
-        _backward_block(grad_s, grad_vseq, grad_vlast, h_seq, v0, x, beta, omb, theta, S, mode,
-                        v_reset, hard, keep_reset, kind, sa, sb, need_dbeta, n0, min(block, N - n0),
-                        block, grad_x, grad_v0, dbeta, dtheta)
-
-
-def _block(N: int) -> int:
-    """Neurons per work item: ≥ 4 items per thread for balance, 256..4096 for streaming."""
-    from numba import get_num_threads
-    per = N // (4 * max(1, get_num_threads()))
-    return int(min(4096, max(256, (per // 64) * 64)))
+def _params(beta: Tensor, omb: Tensor, theta: Tensor, S: int, N: int):
+    """Scalars when every neuron shares the parameters, else per-neuron ``[N]`` vectors."""
+    b, o, th = beta.numpy(), omb.numpy(), theta.numpy()
+    if b.shape[0] == 1:
+        f = b.dtype.type
+        return f(b[0]), f(o[0]), f(th[0])
+    idx = (np.arange(N) // S) % b.shape[0]
+    return b[idx], o[idx], th[idx]
 
 
 class CpuLauncher:
@@ -220,19 +180,24 @@ class CpuLauncher:
                 cfg: KernelConfig, spikes: Tensor, h: Tensor, store_h: bool, v_seq: Tensor,
                 record_v: bool, v_last: Tensor) -> None:
         f = x.numpy().dtype.type
+        N = x.shape[1]
         kernel = forward_serial if x.numel() < SERIAL_BELOW else forward_parallel
-        kernel(x.numpy(), v0.numpy(), beta.numpy(), omb.numpy(), theta.numpy(), S,
-                       cfg.charge_mode, f(cfg.v_reset), f(cfg.hard), _block(x.shape[1]),
-                       spikes.numpy(), h.numpy(), v_seq.numpy(), v_last.numpy())
+        v_last.copy_(v0)
+        b, o, th = _params(beta, omb, theta, S, N)
+        kernel(x.numpy(), v_last.numpy(), b, o, th, cfg.charge_mode, f(cfg.v_reset), f(cfg.hard),
+               spikes.numpy(), h.numpy(), v_seq.numpy())
 
     def backward(self, grad_s: Tensor, has_gs: bool, grad_vseq: Tensor, has_gvseq: bool,
                  grad_vlast: Tensor, h: Tensor, v0: Tensor, x: Tensor, beta: Tensor, omb: Tensor,
                  theta: Tensor, S: int, cfg: KernelConfig, grad_x: Tensor, grad_v0: Tensor,
                  dbeta: Tensor, need_dbeta: bool, dtheta: Tensor) -> None:
         f = h.numpy().dtype.type
+        N = h.shape[1]
         kernel = backward_serial if h.numel() < SERIAL_BELOW else backward_parallel
-        kernel(grad_s.numpy(), grad_vseq.numpy(), grad_vlast.numpy(), h.numpy(), v0.numpy(),
-                        x.numpy(), beta.numpy(), omb.numpy(), theta.numpy(), S, cfg.charge_mode,
-                        f(cfg.v_reset), f(cfg.hard), f(cfg.keep_reset), cfg.kind, f(cfg.sa), f(cfg.sb),
-                        _block(h.shape[1]), need_dbeta, grad_x.numpy(), grad_v0.numpy(),
-                        dbeta.numpy(), dtheta.numpy())
+        grad_v0.copy_(grad_vlast)
+        dtheta.zero_()
+        dbeta.zero_()
+        b, o, th = _params(beta, omb, theta, S, N)
+        kernel(grad_s.numpy(), grad_vseq.numpy(), grad_v0.numpy(), h.numpy(), v0.numpy(), x.numpy(), b, o, th,
+               cfg.charge_mode, f(cfg.v_reset), f(cfg.hard), f(cfg.keep_reset), cfg.kind, f(cfg.sa), f(cfg.sb),
+               need_dbeta, grad_x.numpy(), dtheta.numpy(), dbeta.numpy())

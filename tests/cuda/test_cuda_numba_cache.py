@@ -20,7 +20,7 @@ def _locator(py_func):
 def test_kernels_get_dependency_aware_locators():
     from snn.cuda import cpu
     assert numba_cache.install()
-    loc = _locator(cpu._forward_block.py_func)
+    loc = _locator(cpu.forward_parallel.py_func)
     assert type(loc).__name__.startswith("SnnDeps")
     assert loc.get_source_stamp()[1] == numba_cache.dependency_digest()
     # functions that do not use the dynamics keep Numba's own locators
