@@ -233,12 +233,11 @@ def _width_for_budget(budget: int, make) -> int:
 
 def nmnist(args: argparse.Namespace) -> None:
     import torch
-    import torch.nn.functional as F
     from torch.utils.data import DataLoader
 
     from snn.datasets import collate_time_first
     from snn.models.shd import DelaySNN
-    from snn.state import reset
+    from snn.train import train_epoch
     from snn.train.checkpoint import atomic_write_text, write_json
     from snn.train.data import DataSpec, build_datasets
 
@@ -267,16 +266,10 @@ def nmnist(args: argparse.Namespace) -> None:
             history, t0 = [], time.perf_counter()
             for epoch in range(args.epochs):
                 model.on_epoch_start(epoch, args.epochs)
-                model.train()
                 g = torch.Generator().manual_seed(seed * 1000 + epoch)
-                for x, y in DataLoader(train_ds, args.batch_size, shuffle=True, generator=g,
-                                       collate_fn=collate_time_first):
-                    loss = F.cross_entropy(model(x).mean(0), y)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    model.after_optimizer_step()
-                    reset(model)
+                loader = DataLoader(train_ds, args.batch_size, shuffle=True, generator=g,
+                                    collate_fn=collate_time_first)
+                train_epoch(model, loader, opt, torch.device("cpu"))   # clamps positions after each step
                 sched.step()
                 if epoch == args.epochs - 1:
                     before_rounding = _accuracy(model, test_ds)

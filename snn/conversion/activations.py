@@ -28,6 +28,15 @@ def _check_clip(clip: float, name: str = "clip") -> float:
     return float(clip)
 
 
+def _register_clip(module: nn.Module, clip: float, learn: bool) -> None:
+    """``module.clip`` = λ as a trainable parameter or a buffer (saved in the state dict either way)."""
+    t = torch.tensor(_check_clip(clip))
+    if learn:
+        module.clip = nn.Parameter(t)
+    else:
+        module.register_buffer("clip", t)
+
+
 class QCFS(nn.Module):
     r"""Quantisation-clip-floor-shift activation with a learnable clip λ.
 
@@ -68,11 +77,7 @@ class QCFS(nn.Module):
         if not 0.0 <= shift < 1.0:
             raise ValueError(f"shift must lie in [0, 1), got {shift!r}")
         self.levels, self.shift = levels, float(shift)
-        t = torch.tensor(_check_clip(clip))
-        if learn_clip:
-            self.clip = nn.Parameter(t)
-        else:
-            self.register_buffer("clip", t)
+        _register_clip(self, clip, learn_clip)
 
     def forward(self, x: Tensor) -> Tensor:
         lam = self.clip
@@ -102,11 +107,7 @@ class ClipReLU(nn.Module):
 
     def __init__(self, clip: float = 1.0, learn_clip: bool = False) -> None:
         super().__init__()
-        t = torch.tensor(_check_clip(clip))
-        if learn_clip:
-            self.clip = nn.Parameter(t)
-        else:
-            self.register_buffer("clip", t)
+        _register_clip(self, clip, learn_clip)
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.minimum(torch.relu(x), self.clip)

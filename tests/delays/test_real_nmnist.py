@@ -1,12 +1,11 @@
 """The learned-delay network on real N-MNIST recordings used as a temporal task (short run)."""
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from snn.datasets import collate_time_first
 from snn.delays import delay_layers
 from snn.models.shd import DelaySNN
-from snn.state import reset
+from snn.train import train_epoch
 from snn.train.data import DataSpec, build_datasets
 
 
@@ -28,14 +27,9 @@ def test_learned_delays_learn_real_nmnist(nmnist_small_dir, tmp_path):
     for epoch in range(epochs):
         model.on_epoch_start(epoch, epochs)
         model.train()
-        for x, y in DataLoader(train, 25, shuffle=True, generator=torch.Generator().manual_seed(epoch),
-                               collate_fn=collate_time_first):
-            loss = F.cross_entropy(model(x).mean(0), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            model.after_optimizer_step()
-            reset(model)
+        loader = DataLoader(train, 25, shuffle=True, generator=torch.Generator().manual_seed(epoch),
+                            collate_fn=collate_time_first)
+        train_epoch(model, loader, opt, torch.device("cpu"))    # clamps positions after each step
     model.on_train_end()
     model.eval()
     with torch.no_grad():
