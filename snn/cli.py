@@ -147,8 +147,11 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(args: argparse.Namespace) -> int:
-    from snn.train import TrainConfig, build_datasets, evaluate, load_model
+def load_checkpoint_and_data(args: argparse.Namespace):
+    """``(model, checkpoint, test set, data info)`` for commands that take a ``snn train``
+    checkpoint: the run's own test split, or the data named by the data arguments, binned as
+    in training unless ``--T``/``--time-window``/... override it."""
+    from snn.train import TrainConfig, build_datasets, load_model
     model, ck = load_model(args.checkpoint, device="cpu", backend=args.backend)
     cfg = TrainConfig.from_dict(ck["config"])
     spec = _data_spec(args, cfg.data) if (args.data or args.dataset) else cfg.data
@@ -156,6 +159,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         if getattr(args, attr, None) is not None:
             setattr(spec, attr, getattr(args, attr))
     _, test, info = build_datasets(spec)
+    return model, ck, test, info
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from snn.train import evaluate
+    model, _, test, info = load_checkpoint_and_data(args)
     from snn.train.loop import _device
     dev = _device(args.device)
     res = evaluate(model.to(dev), test, dev, batch_size=args.batch_size)

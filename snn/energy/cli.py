@@ -46,16 +46,9 @@ def handler(args: argparse.Namespace) -> int:
     if args.max_samples is not None and args.max_samples < 1:
         raise ValueError(f"--max-samples must be ≥ 1, got {args.max_samples}")
     energy_model = get_energy_model(args.energy_model)
-    from snn.cli import _data_spec
-    from snn.train import TrainConfig, build_datasets, load_model
+    from snn.cli import load_checkpoint_and_data
     from snn.train.loop import _device
-    model, ck = load_model(args.checkpoint, device="cpu", backend=args.backend)
-    cfg = TrainConfig.from_dict(ck["config"])
-    spec = _data_spec(args, cfg.data) if (args.data or args.dataset) else cfg.data
-    for attr in ("T", "time_window", "downsample", "sensor_size", "cache_dir"):
-        if getattr(args, attr, None) is not None:
-            setattr(spec, attr, getattr(args, attr))
-    _, test, info = build_datasets(spec)
+    model, _, test, info = load_checkpoint_and_data(args)
     report = profile(model, test, energy_model=energy_model, batch_size=args.batch_size,
                      max_samples=args.max_samples, device=_device(args.device),
                      fold_batchnorm=not args.no_fold_bn, skip_zero_weights=args.skip_zero_weights,
