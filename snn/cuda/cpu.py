@@ -81,12 +81,6 @@ def _backward_step(sg, gs, gq, gv, h, b, o, th, mode, v_reset, hard, keep_reset)
     return gh, gth, gx, gvp
 
 
-@register_jitable
-def _v_prev(t, h_prev, v0, th, v_reset, hard):
-    """The state before step ``t``: the post-reset membrane of step ``t − 1``, or ``v0``."""
-    return dyn.reset(h_prev, dyn.spike(h_prev, th), th, v_reset, hard) if t > 0 else v0
-
-
 def _backward(grad_s, grad_vseq, gv, h_seq, v0, x, beta, omb, theta, mode, v_reset, hard, keep_reset,
               kind, sa, sb, need_dbeta, grad_x, dtheta, dbeta):  # pragma: no cover - compiled
     """BPTT over all T, from t = T−1 down to 0. ``grad_s``/``grad_vseq`` ``[T, N]``, or ``[1, N]``
@@ -126,7 +120,7 @@ def _backward(grad_s, grad_vseq, gv, h_seq, v0, x, beta, omb, theta, mode, v_res
                 gh, gth, gx, gvp = _backward_step(sg[n], grad_s[t, n] if has_gs else dyn.ZERO,
                                                   grad_vseq[t, n] if has_gq else dyn.ZERO, gv[n], h_seq[t, n],
                                                   _at(beta, n), _at(omb, n), th, mode, v_reset, hard, keep_reset)
-                vp = _v_prev(t, h_seq[tp, n], v0[n], th, v_reset, hard)
+                vp = dyn.state_before(t, h_seq[tp, n], v0[n], th, v_reset, hard)
                 dbeta[n] += dyn.charge_grad_beta(gh, vp, x[tx, n], mode)
                 grad_x[t, n] = gx
                 gv[n] = gvp

@@ -37,6 +37,7 @@ __all__ = [
     "CHARGE_FMA", "CHARGE_MUL_ADD", "CHARGE_DECAY_INPUT", "surrogate_coefficients",
     "atan_grad", "sigmoid_grad", "fast_sigmoid_grad", "triangle_grad", "gaussian_grad", "erfc_grad",
     "surrogate_grad", "charge", "spike", "reset", "backward_step", "charge_backward", "charge_grad_beta",
+    "state_before",
 ]
 
 ZERO = np.float32(0.0)
@@ -188,3 +189,12 @@ def charge_grad_beta(gh, v_prev, x, mode):
     if mode == CHARGE_DECAY_INPUT:
         return gh * (v_prev - x)
     return gh * v_prev
+
+
+@register_jitable
+def state_before(t, h_prev, v0, theta, v_reset, hard):
+    """The membrane before step ``t`` (the ``v[t−1]`` of :func:`charge_grad_beta`), recomputed
+    from the stored pre-reset membrane ``h_prev = h[t−1]``, or the initial state ``v0`` at t = 0."""
+    if t > 0:
+        return reset(h_prev, spike(h_prev, theta), theta, v_reset, hard)
+    return v0

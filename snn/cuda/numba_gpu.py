@@ -31,8 +31,9 @@ _ZERO = float32(0.0)
 @cuda.jit(cache=not _SIM)
 def forward_kernel(x, v0, beta, omb, theta, S, mode, v_reset, hard, spikes, h_seq, store_h,
                    v_seq, record_v, v_last):  # pragma: no cover - compiled
-    """One thread per neuron; arguments as :func:`snn.cuda.cpu.forward_parallel` (float32),
-    with ``store_h``/``record_v`` flags instead of scratch rows."""
+    """One thread per neuron running all T steps. ``x``/``spikes`` ``[T, N]`` float32, ``v0``/``v_last``
+    ``[N]``, ``beta``/``omb``/``theta`` ``[P]`` (neuron n uses entry ``(n // S) % P``); ``h_seq`` and
+    ``v_seq`` are written when ``store_h``/``record_v``; flags as in :class:`snn.cuda.params.KernelConfig`."""
     n = cuda.grid(1)
     T = x.shape[0]
     N = x.shape[1]
@@ -59,8 +60,9 @@ def forward_kernel(x, v0, beta, omb, theta, S, mode, v_reset, hard, spikes, h_se
 def backward_kernel(grad_s, has_gs, grad_vseq, has_gvseq, grad_vlast, h_seq, v0, x, beta, omb,
                     theta, S, mode, v_reset, hard, keep_reset, kind, sa, sb, need_dbeta,
                     grad_x, grad_v0, dbeta, dtheta):  # pragma: no cover - compiled
-    """One thread per neuron; arguments as :func:`snn.cuda.cpu.backward_parallel` (float32),
-    with ``has_gs``/``has_gvseq`` flags for absent output gradients."""
+    """One thread per neuron, t = T−1 down to 0; parameters as :func:`forward_kernel`, output
+    gradients read only when ``has_gs``/``has_gvseq``, ``x`` only for ``dbeta`` with decay_input.
+    Writes ``grad_x [T, N]``, ``grad_v0 [N]``, per-neuron ``dtheta [N]`` and, if flagged, ``dbeta [N]``."""
     n = cuda.grid(1)
     T = h_seq.shape[0]
     N = h_seq.shape[1]
@@ -86,11 +88,7 @@ def backward_kernel(grad_s, has_gs, grad_vseq, has_gvseq, grad_vlast, h_seq, v0,
         grad_x[t, n] = gx
         dth += gth
         if need_dbeta:
-            if t > 0:
-                hp = h_seq[t - 1, n]
-                vp = dyn.reset(hp, dyn.spike(hp, th), th, v_reset, hard)
-            else:
-                vp = v0[n]
+            vp = dyn.state_before(t, h_seq[t - 1 if t > 0 else 0, n], v0[n], th, v_reset, hard)
             xt = x[t, n] if has_x else _ZERO
             db += dyn.charge_grad_beta(gh, vp, xt, mode)
     grad_v0[n] = gv

@@ -160,3 +160,19 @@ def compare(run: Callable, neuron, case: Case, dtype: torch.dtype, record_v: boo
             assert a.shape == p.shape and a.dtype == p.dtype
             scale = b.abs().max().clamp_min(1.0)
             torch.testing.assert_close(a.to(ref_dtype) / scale, b / scale, msg=f"grad {tuple(p.shape)}", **tol)
+
+
+def check_gpu_parity(backend: str, model: str, params: str, dtype: torch.dtype, case: Case) -> None:
+    """Every surrogate × reset of ``model`` on CUDA with ``backend``, against the float32 torch
+    reference (half-precision inputs get half-precision tolerances)."""
+    from snn.neurons import resolve_backend
+    run = resolve_backend(backend, "cuda", make_neuron(model, "soft", False, "fixed", "atan", 1,
+                                                       torch.float32, torch.Generator()).spec(3)).run
+    half = dtype != torch.float32
+    for i, surrogate in enumerate(SURROGATE_NAMES):
+        for reset in RESETS:
+            n = make_neuron(model, reset, i % 2 == 1, params, surrogate, case.feature[0], torch.float32,
+                            torch.Generator().manual_seed(case.seed)).cuda()
+            compare(run, n, case, dtype, record_v=i % 2 == 0, exact=False, device="cuda",
+                    ref_dtype=torch.float32, tie_tol=1e-2 if half else 1e-5,
+                    tol=dict(rtol=2e-2, atol=2e-2) if half else None)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cuda_parity import MODELS, PARAMS, RESETS, SURROGATE_NAMES, Case, cases, compare, make_neuron
+from cuda_parity import MODELS, PARAMS, RESETS, SURROGATE_NAMES, Case, cases, check_gpu_parity, compare, make_neuron
 from hypothesis import HealthCheck, given, settings
 
 numba = pytest.importorskip("numba")
@@ -134,17 +134,7 @@ gpu_only = pytest.mark.skipif(_gpu_reason() is not None, reason=str(_gpu_reason(
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cases(max_T=8, max_B=3, max_dim=9))
 def test_gpu_parity(model, params, dtype, case):
-    from snn.neurons import resolve_backend
-    run = resolve_backend("numba", "cuda", make_neuron(model, "soft", False, "fixed", "atan", 1,
-                                                         torch.float32, torch.Generator()).spec(3)).run
-    half = dtype != torch.float32
-    for i, surrogate in enumerate(SURROGATE_NAMES):
-        for reset in RESETS:
-            n = make_neuron(model, reset, i % 2 == 1, params, surrogate, case.feature[0], torch.float32,
-                            torch.Generator().manual_seed(case.seed)).cuda()
-            compare(run, n, case, dtype, record_v=i % 2 == 0, exact=False, device="cuda",
-                    ref_dtype=torch.float32, tie_tol=1e-2 if half else 1e-5,
-                    tol=dict(rtol=2e-2, atol=2e-2) if half else None)
+    check_gpu_parity("numba", model, params, dtype, case)
 
 
 @gpu_only
