@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistInfo", "init_distributed", "wrap_model", "barrier", "launched_by_torchrun"]
+__all__ = ["DistInfo", "init_distributed", "device_for", "wrap_model", "barrier", "launched_by_torchrun"]
 
 log = logging.getLogger("snn")
 

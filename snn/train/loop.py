@@ -177,8 +177,9 @@ def train(cfg: TrainConfig) -> dict:
     ck_path = out / CHECKPOINT
     if ck_path.exists() and not cfg.resume:
         raise FileExistsError(f"{ck_path} exists: pass --resume to continue that run or choose another --out")
-    dinfo = init_distributed(_device(cfg.device))
-    device = device_for(_device(cfg.device), dinfo)
+    requested = _device(cfg.device)
+    dinfo = init_distributed(requested)
+    device = device_for(requested, dinfo)
     main = dinfo.is_main
     torch.manual_seed(cfg.seed)
     cfg.data.seed = cfg.seed
