@@ -28,6 +28,9 @@ from torch import Tensor
 from snn.cuda import dynamics as dyn
 from snn.cuda.numba_cache import install as _install_cache
 from snn.cuda.params import KernelConfig
+from snn.numba_target import prefer_wide_vectors
+
+prefer_wide_vectors()  # before anything is compiled (see snn.numba_target)
 
 __all__ = ["CpuLauncher", "forward_parallel", "forward_serial", "backward_parallel", "backward_serial"]
 

@@ -24,19 +24,27 @@ reference by float rounding only.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 import torch
 from numba import njit, prange
 
+from snn.numba_target import prefer_wide_vectors
+
+prefer_wide_vectors()  # before anything is compiled (see snn.numba_target)
+
 __all__ = ["CpuDelayLauncher", "accumulate", "correlate", "accumulate_serial", "correlate_serial", "RB", "SB", "LC",
-           "SERIAL_BELOW"]
+           "RB_SINGLE_TAP", "SB_SINGLE_TAP", "LC_SINGLE_TAP", "SERIAL_BELOW"]
 
 # reassociation (vectorised sums) and contraction (FMA) only: NaN and inf keep IEEE semantics
 _OPTS = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy", boundscheck=False)
 RB = 16     # rows (outputs) per job: their accumulators share the source rows loaded into L1
-RB_SINGLE_TAP = 32  # ... with one tap per synapse (integer delays), where that sharing is all the reuse
-SB = 8      # source rows streamed together
-LC = 800    # elements of a row per job (50 timesteps × 16 samples ≈ 3 kB float32)
+RB_SINGLE_TAP = 256  # ... up to this many with one tap per synapse (integer delays): whole output rows
+SB = 4      # source rows streamed together
+SB_SINGLE_TAP = 8
+LC = 1600   # elements of a row per job (100 timesteps × 16 samples = 6.4 kB float32)
+LC_SINGLE_TAP = 800
+# (tuned on a 2-core AVX-512 sandbox at the SHD size, 1 and 2 threads: benchmarks/delays.py)
 SERIAL_BELOW = 1 << 20  # multiply-adds under which waking the thread pool costs more than it saves
 
 
@@ -129,14 +137,20 @@ def _accumulate_job(job, src, taps, base, ustep, out, Bc, b0, rb, sb, lc):  # pr
                 for c in range(m):
                     acc[c] += k0 * x0[c]
     # write the block back in the time-first [T, B, R] layout (RB contiguous outputs per sample)
+    # (timestep and sample advance by counting: no integer division per element)
     nr = r1 - r0
+    t = c0 // Bc
+    bi = c0 % Bc
+    bb = b0 + nb * Bc
     for c in range(m):
-        cc = c0 + c
-        b = b0 + nb * Bc + cc % Bc
+        b = bb + bi
         if b < B:
-            o = out[cc // Bc, b, r0:r1]
             for rr in range(nr):
-                o[rr] = accb[rr, c]
+                out[t, b, r0 + rr] = accb[rr, c]
+        bi += 1
+        if bi == Bc:
+            bi = 0
+            t += 1
 
 
 @njit(**_OPTS)
@@ -262,6 +276,15 @@ def correlate_serial(src, g, goff, L, base, ustep, gt, add, rb, sb, lc):  # prag
         _correlate_job(job, src, g, goff, L, base, ustep, gt, add, rb, sb, lc)
 
 
+def _single_tap_rows(R: int, L: int, parallel: bool) -> int:
+    """Rows per job for integer delays: as many as possible (each output row written once),
+    but enough jobs along the rows to give every Numba thread one."""
+    if not parallel:
+        return RB_SINGLE_TAP
+    per_rows = -(-numba.get_num_threads() // -(-L // LC_SINGLE_TAP))
+    return max(RB, min(RB_SINGLE_TAP, -(-R // per_rows)))
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy()
 
@@ -281,9 +304,13 @@ class CpuDelayLauncher:
                    out: torch.Tensor) -> None:
         W = taps.shape[2]
         work = src.shape[0] * Bc * out.shape[0] * out.shape[2] * taps.shape[1] * W
-        fn = accumulate if work >= SERIAL_BELOW else accumulate_serial
-        fn(_np(src), _np(taps), _np(base), np.int64(ustep), _np(out), np.int64(Bc), np.int64(b0),
-           RB_SINGLE_TAP if W == 1 else RB, SB, LC)
+        parallel = work >= SERIAL_BELOW
+        fn = accumulate if parallel else accumulate_serial
+        if W == 1:
+            rb, sb, lc = _single_tap_rows(out.shape[2], out.shape[0] * Bc, parallel), SB_SINGLE_TAP, LC_SINGLE_TAP
+        else:
+            rb, sb, lc = RB, SB, LC
+        fn(_np(src), _np(taps), _np(base), np.int64(ustep), _np(out), np.int64(Bc), np.int64(b0), rb, sb, lc)
 
     def correlate(self, src: torch.Tensor, g: torch.Tensor, goff: int, L: int, base: torch.Tensor,
                   ustep: int, gtaps: torch.Tensor, add: bool) -> None:

@@ -10,6 +10,10 @@ import math
 import torch
 from numba import njit, prange
 
+from snn.numba_target import prefer_wide_vectors
+
+prefer_wide_vectors()  # before anything is compiled (see snn.numba_target)
+
 __all__ = ["taps_forward", "taps_backward", "cpu_taps_forward", "cpu_taps_backward"]
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)

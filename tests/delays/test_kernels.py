@@ -84,6 +84,24 @@ def test_spike_inputs_at_shd_like_scale():
             torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-4)
 
 
+@pytest.mark.parametrize("W", [1, 4])
+def test_parallel_job_split_matches_reference(monkeypatch, W):
+    """The prange drivers with jobs much smaller than the problem: several row blocks with a
+    ragged last one, time chunks that do not end on a timestep, a ragged last batch block."""
+    import snn.delays.cpu as cpu
+    for name, value in dict(SERIAL_BELOW=0, RB=3, RB_SINGLE_TAP=5, SB=2, SB_SINGLE_TAP=3, LC=40,
+                            LC_SINGLE_TAP=24).items():
+        monkeypatch.setattr(cpu, name, value)
+    g = torch.Generator().manual_seed(4)
+    x = (torch.rand(11, 37, 13, generator=g) < 0.3).float()
+    gy = torch.randn(11, 37, 17, generator=g)
+    taps = random_taps(17, 13, W, 6, torch.float32, g)
+    (y0, g0), (y1, g1) = run_both(x, taps, torch.randn(6, 37, 13, generator=g), gy)
+    torch.testing.assert_close(y1, y0, rtol=1e-4, atol=1e-4)
+    for a, b in zip(g1, g0):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-4)
+
+
 def test_fused_gradcheck_float64():
     g = torch.Generator().manual_seed(2)
     taps = random_taps(2, 2, 2, 3, torch.float64, g)
