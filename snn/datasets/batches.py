@@ -71,7 +71,8 @@ def iter_batches(data: DataLike, batch_size: int = 64, *, need_labels: bool = Fa
 
     Raises:
         TypeError: an unsupported type, or batches that are neither tensors nor pairs.
-        ValueError: ``need_labels`` and the data has no labels; mismatched lengths; no samples;
+        ValueError: ``need_labels`` and the data has no labels; mismatched lengths; inputs
+            without a batch dimension; no samples;
             ``max_samples < 1``.
     """
     if max_samples is not None and max_samples < 1:
@@ -93,6 +94,9 @@ def iter_batches(data: DataLike, batch_size: int = 64, *, need_labels: bool = Fa
     seen = 0
     for batch in source:
         x, y = _split(batch, need_labels, name)
+        if x.dim() <= bdim:
+            raise ValueError(f"{name}: inputs must be {'[T, B, ...]' if time_first else '[B, ...]'}; got shape "
+                             f"{tuple(x.shape)}")
         n = x.shape[bdim]
         if max_samples is not None and seen + n > max_samples:
             keep = max_samples - seen

@@ -6,9 +6,9 @@ from typing import Iterable, Iterator, Optional, Union
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
-from snn.datasets import collate_time_first
+from snn.datasets.batches import iter_batches
 from snn.energy.hardware import EnergyModelLike, get_energy_model
 from snn.energy.profiler import Profiler
 from snn.energy.registry import CountOptions
@@ -22,39 +22,14 @@ DataLike = Union[Tensor, tuple, Dataset, DataLoader, Iterable]
 
 def _batches(data: DataLike, batch_size: int, time_first: bool, max_samples: Optional[int]
              ) -> Iterator[tuple[Tensor, Optional[Tensor]]]:
+    """:func:`snn.datasets.batches.iter_batches`, with a tensor or an ``(x, y)`` / ``(x, None)``
+    pair taken as one batch (``batch_size`` applies to Datasets)."""
     if isinstance(data, Tensor):
-        it: Iterable = [(data, None)]
+        data = [data]
     elif isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], Tensor) \
             and (data[1] is None or isinstance(data[1], Tensor)):
-        it = [tuple(data)]
-    elif isinstance(data, DataLoader):
-        it = data
-    elif isinstance(data, Dataset) and hasattr(data, "__len__"):
-        if max_samples is not None and max_samples < len(data):
-            data = Subset(data, range(max_samples))
-        it = DataLoader(data, batch_size=batch_size, collate_fn=collate_time_first if time_first else None)
-    elif isinstance(data, Iterable):
-        it = data
-    else:
-        raise TypeError(f"data must be a tensor [T, B, ...], an (x, y) pair, a Dataset, a DataLoader or an "
-                        f"iterable of batches; got {type(data).__name__}")
-    left = max_samples
-    for item in it:
-        x, y = (item, None) if isinstance(item, Tensor) else (item[0], item[1] if len(item) > 1 else None)
-        if not isinstance(x, Tensor):
-            raise TypeError(f"each batch must hold a tensor input, got {type(x).__name__}")
-        bdim = 1 if time_first else 0
-        if x.dim() <= bdim:
-            raise ValueError(f"inputs must be {'[T, B, ...]' if time_first else '[B, ...]'}; got shape "
-                             f"{tuple(x.shape)}")
-        if left is not None:
-            if left <= 0:
-                return
-            if x.shape[bdim] > left:
-                x = x.narrow(bdim, 0, left)
-                y = None if y is None else y[:left]
-            left -= x.shape[bdim]
-        yield x, y
+        data = [data[0] if data[1] is None else tuple(data)]
+    return iter_batches(data, batch_size, time_first=time_first, max_samples=max_samples, name="data")
 
 
 def _sync(device: torch.device) -> None:
