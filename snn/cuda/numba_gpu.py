@@ -28,6 +28,13 @@ THREADS = 32 if _SIM else 128  # the simulator runs one Python thread per CUDA t
 _ZERO = float32(0.0)
 
 
+@cuda.jit(device=True)
+def _channel(n, S, beta, omb, theta):  # pragma: no cover - compiled
+    """Decay, 1 − decay and threshold of neuron ``n``: entry ``(n // S) % P`` of the ``[P]`` rows."""
+    c = (n // S) % beta.shape[0]
+    return beta[c], omb[c], theta[c]
+
+
 @cuda.jit(cache=not _SIM)
 def forward_kernel(x, v0, beta, omb, theta, S, mode, v_reset, hard, spikes, h_seq, store_h,
                    v_seq, record_v, v_last):  # pragma: no cover - compiled
@@ -39,10 +46,7 @@ def forward_kernel(x, v0, beta, omb, theta, S, mode, v_reset, hard, spikes, h_se
     N = x.shape[1]
     if n >= N:
         return
-    c = (n // S) % beta.shape[0]
-    b = beta[c]
-    o = omb[c]
-    th = theta[c]
+    b, o, th = _channel(n, S, beta, omb, theta)
     v = v0[n]
     for t in range(T):
         h = dyn.charge(v, x[t, n], b, o, mode)
@@ -68,10 +72,7 @@ def backward_kernel(grad_s, has_gs, grad_vseq, has_gvseq, grad_vlast, h_seq, v0,
     N = h_seq.shape[1]
     if n >= N:
         return
-    c = (n // S) % beta.shape[0]
-    b = beta[c]
-    o = omb[c]
-    th = theta[c]
+    b, o, th = _channel(n, S, beta, omb, theta)
     has_x = x.shape[0] == T
     gv = grad_vlast[n]
     dth = _ZERO
