@@ -16,7 +16,7 @@ from torch import Tensor
 from snn.neurons.backends import Backend, register_backend
 from snn.neurons.functional import NeuronSpec
 
-__all__ = ["CUDA_INSTALL_HINT", "register_neuron_backends"]
+__all__ = ["CUDA_INSTALL_HINT", "numba_cuda_reason", "register_neuron_backends"]
 
 CUDA_INSTALL_HINT = 'pip install "snn[cuda]"'
 CPU_DTYPES = (torch.float32, torch.float64)
@@ -63,14 +63,18 @@ def _cupy_reason() -> Optional[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def _numba_cuda_reason() -> Optional[str]:
+def numba_cuda_reason(kind: str = "backend") -> Optional[str]:
+    """``None`` if numba.cuda can run kernels on the GPU PyTorch uses, else why and what to install.
+
+    ``kind`` names the backend family in the message (``"backend"``, ``"delay backend"``).
+    """
     reason = _torch_cuda_reason()
     if reason is not None:
-        return f"backend 'numba' on CUDA needs a GPU: {reason}"
+        return f"{kind} 'numba' on CUDA needs a GPU: {reason}"
     try:
         from numba import cuda
         ok = cuda.is_available()
-    except Exception as err:
+    except Exception as err:  # broken install, no driver
         return f"numba.cuda cannot be imported ({type(err).__name__}: {err}); try `{CUDA_INSTALL_HINT}`"
     if not ok:
         return f"numba.cuda finds no usable GPU or CUDA driver; try `{CUDA_INSTALL_HINT}`"
@@ -89,7 +93,7 @@ def register_neuron_backends() -> None:
     register_backend(Backend(
         name="numba", device_type="cuda", priority=10, requires="numba", install_hint=CUDA_INSTALL_HINT,
         run=_lazy_run("snn.cuda.numba_gpu", "NumbaCudaLauncher", GPU_DTYPES), supports=_supports,
-        available=_numba_cuda_reason))
+        available=numba_cuda_reason))
 
 
 register_neuron_backends()

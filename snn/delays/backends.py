@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from snn.backend_registry import BackendRegistry, requirement_reason
+from snn.cuda.backends import CUDA_INSTALL_HINT, numba_cuda_reason
 from snn.delays.functional import dense_delay_conv
 from snn.delays.taps import Taps
 
@@ -114,18 +115,6 @@ def _lazy_fused(module: str, launcher: str) -> RunFn:
     return run
 
 
-@functools.lru_cache(maxsize=None)
-def _numba_cuda_reason() -> Optional[str]:
-    if not torch.cuda.is_available():
-        return "delay backend 'numba' on CUDA needs a GPU: torch.cuda.is_available() is False"
-    try:
-        from numba import cuda
-        ok = cuda.is_available()
-    except Exception as err:  # broken install, no driver
-        return f"numba.cuda cannot be imported ({type(err).__name__}: {err})"
-    return None if ok else "numba.cuda finds no usable GPU or CUDA driver"
-
-
 for _dev in ("cpu", "cuda", "mps", "xpu"):
     register_delay_backend(DelayBackend("torch", _dev, dense_delay_conv, priority=0))
 register_delay_backend(DelayBackend("numba", "cpu", _lazy_fused("snn.delays.cpu", "CpuDelayLauncher"), priority=10,
@@ -133,4 +122,5 @@ register_delay_backend(DelayBackend("numba", "cpu", _lazy_fused("snn.delays.cpu"
                                     install_hint="pip install numba"))
 register_delay_backend(DelayBackend("numba", "cuda", _lazy_fused("snn.delays.numba_gpu", "NumbaCudaDelayLauncher"),
                                     priority=10, dtypes=(torch.float32,), auto=False, requires="numba",
-                                    install_hint='pip install "snn[cuda]"', available=_numba_cuda_reason))
+                                    install_hint=CUDA_INSTALL_HINT,
+                                    available=functools.partial(numba_cuda_reason, "delay backend")))
