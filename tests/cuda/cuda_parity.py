@@ -15,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+import pytest
 import torch
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from snn.neurons import IF, LIF, PLIF
 from snn.neurons.functional import charge, multistep
@@ -176,3 +177,16 @@ def check_gpu_parity(backend: str, model: str, params: str, dtype: torch.dtype, 
             compare(run, n, case, dtype, record_v=i % 2 == 0, exact=False, device="cuda",
                     ref_dtype=torch.float32, tie_tol=1e-2 if half else 1e-5,
                     tol=dict(rtol=2e-2, atol=2e-2) if half else None)
+
+
+def gpu_parity_test(backend: str) -> Callable:
+    """The GPU parity test of ``backend``: :func:`check_gpu_parity` for every model × parameter
+    option × dtype on hypothesis cases (the same test for every GPU backend)."""
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+    @pytest.mark.parametrize("params", PARAMS)
+    @pytest.mark.parametrize("model", MODELS)
+    @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(case=cases(max_T=8, max_B=3, max_dim=9))
+    def test(model: str, params: str, dtype: torch.dtype, case: Case) -> None:
+        check_gpu_parity(backend, model, params, dtype, case)
+    return test

@@ -10,8 +10,7 @@ import subprocess
 
 import pytest
 import torch
-from cuda_parity import MODELS, PARAMS, check_gpu_parity, cases
-from hypothesis import HealthCheck, given, settings
+from cuda_parity import gpu_parity_test
 
 from snn.cuda.cupy_gpu import KERNEL_TYPES, SOURCE_DIR
 
@@ -48,14 +47,7 @@ def _gpu_reason():
 gpu_only = pytest.mark.skipif(_gpu_reason() is not None, reason=str(_gpu_reason()))
 
 
-@gpu_only
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("params", PARAMS)
-@pytest.mark.parametrize("model", MODELS)
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(case=cases(max_T=8, max_B=3, max_dim=9))
-def test_gpu_parity(model, params, dtype, case):
-    check_gpu_parity("cupy", model, params, dtype, case)
+test_gpu_parity = gpu_only(gpu_parity_test("cupy"))
 
 
 @gpu_only

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cuda_parity import MODELS, PARAMS, RESETS, SURROGATE_NAMES, Case, cases, check_gpu_parity, compare, make_neuron
-from hypothesis import HealthCheck, given, settings
+from cuda_parity import MODELS, PARAMS, RESETS, SURROGATE_NAMES, Case, compare, gpu_parity_test, make_neuron
 
 numba = pytest.importorskip("numba")
 SIM = bool(numba.config.ENABLE_CUDASIM)
@@ -127,14 +126,7 @@ def _gpu_reason():
 gpu_only = pytest.mark.skipif(_gpu_reason() is not None, reason=str(_gpu_reason()))
 
 
-@gpu_only
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("params", PARAMS)
-@pytest.mark.parametrize("model", MODELS)
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(case=cases(max_T=8, max_B=3, max_dim=9))
-def test_gpu_parity(model, params, dtype, case):
-    check_gpu_parity("numba", model, params, dtype, case)
+test_gpu_parity = gpu_only(gpu_parity_test("numba"))
 
 
 @gpu_only
