@@ -8,8 +8,10 @@ and each implementation it measures
 * ``saved_MB``: training memory the layer holds between forward and backward: bytes of the
   tensors autograd saves for the backward pass (unique storages, seen through
   ``torch.autograd.graph.saved_tensors_hooks``; works on every device, independent of
-  allocator caching). The input and the output are left out: every implementation has them
-  and they belong to the neighbouring layers. (``tracemalloc`` cannot see torch's allocator
+  allocator caching). The output is left out (every implementation has it, and the next
+  layer keeps it); the input counts when it is saved, since saving it keeps it alive until
+  the backward pass where it would otherwise be freed (snn's CPU kernels save the input
+  instead of a membrane sequence). (``tracemalloc`` cannot see torch's allocator
   and RSS deltas are dominated by allocator caching, so neither is used.)
 * ``peak_MB`` (CUDA only): peak of ``torch.cuda.max_memory_allocated`` during forward +
   backward above the memory held before (input and output gradient already allocated), so
@@ -19,7 +21,16 @@ and each implementation it measures
   bytes read + bytes written). Floor bytes per neuron-timestep, float32: forward 8 (read x,
   write the spike); forward + backward 20 (forward 8, plus backward reading the output
   gradient and x — or one saved float32 residual — and writing the input gradient).
-  snn's fused kernels move 24 (they save the pre-reset membrane: 4 B written, 4 B read).
+  snn's CPU kernels move these 20 (their backward recomputes the membranes from x); the GPU
+  kernels move 24 (they save the pre-reset membrane: 4 B written, 4 B read).
+
+Allocator: on Linux, glibc hands large freed buffers back to the kernel (``munmap``, heap
+trimming), so a layer's fresh ``[T, B, N]`` output and input gradient are new pages on every
+step and each 4 KiB page faults on first write. On a VM that can cost more than the layer's
+arithmetic, and how much varies from run to run with the heap's layout. ``--steady-malloc``
+turns that off for the whole process (``mallopt``: no ``mmap`` for large blocks, no
+trimming), the state a long training run or an LD_PRELOADed jemalloc/tcmalloc reaches;
+every implementation runs under the same setting and the report says which one was used.
 
 All implementations run the same LIF (decay 0.5, threshold 1, hard reset to 0, ATan
 surrogate where the library has it); see ``benchmarks/README.md`` for the exact models.
@@ -28,6 +39,7 @@ Usage::
 
     python benchmarks/neurons.py --out runs/bench_neurons              # CPU, the three sizes
     python benchmarks/neurons.py --out runs/bench_gpu --device cuda
+    python benchmarks/neurons.py --out runs/bench_steady --steady-malloc  # no page-fault noise
     python benchmarks/neurons.py --out /tmp/b --sizes 10x4x64 --repeats 3  # smoke test
 """
 from __future__ import annotations
@@ -185,7 +197,7 @@ def streaming_bandwidth(device: str, nbytes: int = 1 << 28, repeats: int = 5) ->
 
 
 def saved_bytes(layer: Layer, x: torch.Tensor, g: torch.Tensor) -> int:
-    """Bytes autograd keeps for backward, input and output excluded (see module docstring)."""
+    """Bytes autograd keeps for backward, the output excluded (see module docstring)."""
     seen: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -194,7 +206,6 @@ def saved_bytes(layer: Layer, x: torch.Tensor, g: torch.Tensor) -> int:
         return t
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = layer(x)
-    seen.pop(x.untyped_storage().data_ptr(), None)
     seen.pop(out.untyped_storage().data_ptr(), None)
     out.backward(g)
     x.grad = None
@@ -259,6 +270,20 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def steady_malloc() -> bool:
+    """Stop glibc from returning freed memory to the kernel (see the module docstring).
+    Returns False where there is no glibc ``mallopt`` (other libc, macOS, Windows)."""
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
+
+
 def run(args: argparse.Namespace) -> dict:
     device = args.device
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes] if args.sizes else list(SIZES)
@@ -267,7 +292,7 @@ def run(args: argparse.Namespace) -> dict:
     info = {"device": device, "python": platform.python_version(), "torch": torch.__version__,
             "platform": platform.platform(), "cpu": _cpu_name(),
             "torch_threads": torch.get_num_threads(),
-            "bandwidth_GBps": round(bw, 2), "repeats": args.repeats,
+            "bandwidth_GBps": round(bw, 2), "repeats": args.repeats, "malloc": args.malloc,
             "packages": {p: _version(p) for p in ("numba", "cupy", "spikingjelly", "norse", "snntorch")}}
     if device == "cuda":
         info["gpu"] = torch.cuda.get_device_name()
@@ -325,7 +350,8 @@ def write(report: dict, out: Path) -> None:
     lines = [f"# LIF layer benchmark ({info['device']})", "",
              f"{info.get('gpu') or info['cpu']}; torch {info['torch']}, {info['torch_threads']} torch threads"
              + (f", {info['numba_threads']} numba threads" if "numba_threads" in info else "")
-             + f"; streaming bandwidth {info['bandwidth_GBps']} GB/s; median of {info['repeats']} runs.", "",
+             + f"; streaming bandwidth {info['bandwidth_GBps']} GB/s; median of {info['repeats']} runs; "
+             + f"allocator: {info.get('malloc', 'default')}.", "",
              "Floors: forward 8 B, forward+backward 20 B per neuron-timestep at the measured bandwidth.", "",
              HEADER] + [_row_md(r, report["results"]) for r in report["results"]]
     (out / "neurons.md").write_text("\n".join(lines) + "\n")
@@ -339,7 +365,14 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--only", nargs="*", choices=sorted(IMPLS), help="implementations to run (default: all)")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--warmup", type=int, default=2, help="untimed runs first (JIT compilation, caches)")
+    p.add_argument("--steady-malloc", action="store_true",
+                   help="keep freed memory in the process (glibc mallopt) so timings exclude page faults")
     args = p.parse_args(argv)
+    args.malloc = "default"
+    if args.steady_malloc:
+        if not steady_malloc():
+            p.error("--steady-malloc needs glibc's mallopt")
+        args.malloc = "steady (glibc: no mmap, no trim)"
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda but torch.cuda.is_available() is False")
     print(HEADER)

@@ -3,11 +3,13 @@
 
 Layout: the input ``[T, B, *feature]`` is viewed as ``[T, N]`` with ``N = B·prod(feature)``
 (row-major, so neuron ``n`` belongs to channel ``(n // S) % P``, see
-:func:`snn.cuda.params.channel_layout`). Saved for the backward pass: the pre-reset
-membrane ``h`` as one ``[T, N]`` sequence in the state dtype and the flat parameters; the
-initial state ``v0 [N]`` only when the decay needs a gradient, and ``x`` only when that
-decay also scales the input (``decay_input``). Spikes and post-reset membranes are
-recomputed from ``h`` in the backward kernel.
+:func:`snn.cuda.params.channel_layout`). Saved for the backward pass, besides the flat
+parameters: for a launcher with ``recomputes_h`` (the CPU one), the input ``x`` and the
+initial state ``v0 [N]`` only, from which its backward kernel recomputes the membranes;
+otherwise the pre-reset membrane ``h`` as one ``[T, N]`` sequence in the state dtype, the
+initial state only when the decay needs a gradient, and ``x`` only when that decay also
+scales the input (``decay_input``). Spikes and post-reset membranes are recomputed from
+``h`` in the backward kernels.
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ class Launcher(Protocol):
     sequences that are not wanted are passed as ``[1, N]`` scratch rows with a 0 flag."""
 
     name: str
+    #: the backward kernel recomputes ``h`` from ``x`` and ``v0`` (then ``h`` is passed as ``None``)
+    recomputes_h: bool
 
     def state_dtype(self, x: Tensor) -> torch.dtype:
         """dtype of the membrane state and saved ``h`` for input ``x``."""
@@ -41,11 +45,13 @@ class Launcher(Protocol):
         """Fill ``spikes`` (x dtype), ``h`` and ``v_seq`` if flagged, and ``v_last``."""
 
     def backward(self, grad_s: Tensor, has_gs: bool, grad_vseq: Tensor, has_gvseq: bool,
-                 grad_vlast: Tensor, h: Tensor, v0: Tensor, x: Tensor, beta: Tensor, omb: Tensor,
+                 grad_vlast: Tensor, h: Optional[Tensor], v0: Tensor, x: Tensor, beta: Tensor, omb: Tensor,
                  theta: Tensor, S: int, cfg: KernelConfig, grad_x: Tensor, grad_v0: Tensor,
                  dbeta: Tensor, need_dbeta: bool, dtheta: Tensor) -> None:
-        """Fill ``grad_x`` (x dtype), ``grad_v0``, per-neuron ``dtheta [N]`` and, if flagged,
-        per-neuron ``dbeta [N]`` (``x`` is a real sequence only with decay_input)."""
+        """Fill ``grad_x`` (x dtype), ``grad_v0``, per-neuron ``dtheta [N]`` (for a launcher
+        with ``recomputes_h`` only when it is ``[N]``; ``[1]`` when not wanted) and, if flagged,
+        per-neuron ``dbeta [N]`` (without ``recomputes_h``, ``x`` is a real sequence only with
+        decay_input and ``v0`` only with ``need_dbeta``)."""
 
 
 def _reduce(per_neuron: Tensor, shape: torch.Size, dtype: torch.dtype, P: int, S: int) -> Tensor:
@@ -82,15 +88,18 @@ class FusedNeuron(torch.autograd.Function):
         th = flat_param(theta, 0.0, P, sd, dev)
         v0f = v0.detach().reshape(N).to(sd).contiguous()
         need_grad = any(ctx.needs_input_grad[5:])
+        recompute = getattr(launcher, "recomputes_h", False)
+        store_h = need_grad and not recompute
         spikes = torch.empty_like(xf)
-        h = torch.empty((T if need_grad else 1, N), dtype=sd, device=dev)
+        h = torch.empty((T if store_h else 1, N), dtype=sd, device=dev)
         v_seq = torch.empty((T if record_v else 1, N), dtype=sd, device=dev)
         v_last = torch.empty(N, dtype=sd, device=dev)
-        launcher.forward(xf, v0f, b, o, th, S, cfg, spikes, h, need_grad, v_seq, record_v, v_last)
+        launcher.forward(xf, v0f, b, o, th, S, cfg, spikes, h, store_h, v_seq, record_v, v_last)
         if need_grad:
-            need_db = ctx.needs_input_grad[7]  # v0 and (with decay_input) x only feed dβ
-            keep_x = need_db and cfg.charge_mode == 2  # CHARGE_DECAY_INPUT
-            ctx.save_for_backward(h, v0f if need_db else None, b, o, th, xf if keep_x else None)
+            need_db = ctx.needs_input_grad[7]  # without recomputation, v0 and x only feed dβ
+            keep_x = recompute or (need_db and cfg.charge_mode == 2)  # CHARGE_DECAY_INPUT
+            ctx.save_for_backward(h if store_h else None, v0f if need_db or recompute else None, b, o, th,
+                                  xf if keep_x else None)
         ctx.meta = (launcher, cfg, P, S, x.shape, x.dtype, v0.shape, v0.dtype, _meta(beta), _meta(theta))
         ctx.set_materialize_grads(False)
         out = (spikes.view(x.shape), v_last.view(v0.shape))
@@ -101,15 +110,15 @@ class FusedNeuron(torch.autograd.Function):
     def backward(ctx, gs, gvlast, gvseq=None):  # type: ignore[override]
         launcher, cfg, P, S, xshape, xdtype, v0shape, v0dtype, beta, theta = ctx.meta
         h, v0f, b, o, th, xf = ctx.saved_tensors
-        T, N = h.shape
-        dev, sd = h.device, h.dtype
+        T, N = (h if h is not None else xf).shape
+        dev, sd = b.device, b.dtype
         if v0f is None:  # not read by the kernels without dβ
             v0f = torch.zeros(1, dtype=sd, device=dev)
 
         def row(g: Optional[Tensor], dtype: torch.dtype) -> tuple[Tensor, bool]:
             if g is not None:
                 return g.reshape(T, N).to(dtype).contiguous(), True
-            return torch.zeros((1, N), dtype=dtype, device=dev), False
+            return torch.empty((1, N), dtype=dtype, device=dev), False  # the flag says: never read
 
         gsf, has_gs = row(gs, xdtype)
         gvsf, has_gvs = row(gvseq, sd)
@@ -120,7 +129,9 @@ class FusedNeuron(torch.autograd.Function):
         grad_x = torch.empty((T, N), dtype=xdtype, device=dev)
         grad_v0 = torch.empty(N, dtype=sd, device=dev)
         dbeta = torch.empty(N if need_db else 1, dtype=sd, device=dev)
-        dtheta = torch.empty(N, dtype=sd, device=dev)
+        # a recomputing launcher skips dθ when it is not wanted; the others always write [N]
+        need_dth = ctx.needs_input_grad[8] or not getattr(launcher, "recomputes_h", False)
+        dtheta = torch.empty(N if need_dth else 1, dtype=sd, device=dev)
         launcher.backward(gsf, has_gs, gvsf, has_gvs, gvl, h, v0f, x_arg, b, o, th, S, cfg,
                           grad_x, grad_v0, dbeta, need_db, dtheta)
         gx = grad_x.view(xshape) if ctx.needs_input_grad[5] else None

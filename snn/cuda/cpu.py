@@ -1,24 +1,36 @@
 """CPU backend ``"numba"``: fused forward and BPTT backward as ``@njit`` kernels.
 
-Work split: the time loop runs in order and, at every step, one ``prange`` loop updates all
-``N`` neurons of the ``[T, N]`` sequence with unit stride (the loop LLVM vectorises, each
-thread taking a contiguous range). The state ``v [N]`` (and, backward, ``∂L/∂v``) is updated
-in place. Sequences that are not wanted (``h`` at inference, ``v_seq`` without
-``record_v``, missing output gradients) are ``[1, N]`` rows indexed with a row multiplier
-of 0: the writes land in one row instead of a branch in the inner loop.
+Work split: the ``N`` neurons of the ``[T, N]`` sequence are cut into blocks of ``W``
+consecutive neurons (:func:`block_width`); one ``prange`` over blocks hands each thread
+whole blocks, and inside a block the time loop runs in order around a unit-stride loop over
+the block's neurons (the loop LLVM vectorises). One thread-pool launch per call, and a
+block's state stays in L1 for all T steps. Loop indices into arrays are unsigned so that
+Numba drops its negative-index wraparound, which would otherwise stop vectorisation.
+
+Nothing is stored for the backward pass but the input: the backward kernel recomputes each
+block's pre-reset membranes ``h [T, W]`` from ``x`` and ``v0`` into a per-thread buffer
+that stays in cache (``T·W`` values, :data:`BLOCK_BYTES`), then runs BPTT over the block
+from it. That moves fewer bytes than writing ``h`` in the forward pass and reading it back
+(20 instead of 24 bytes per float32 neuron-timestep for forward + backward) and allocates
+no ``[T, N]`` state sequence; the recomputation is the forward's own code, so it is bitwise
+the forward's ``h``.
 
 The backward pass first writes the surrogate derivative of step ``t`` into a row, one loop
 per surrogate kind (so the loop body has no branch on the kind), then runs the fused
-gradient update. Parameters are either scalars (one value for all neurons) or per-neuron
-vectors ``[N]`` expanded on the host from per-channel ones; :func:`_at` reads both, and
-Numba compiles one specialisation per form. Each kernel is compiled twice from one source,
-with ``parallel=True`` and serially; problems under ``SERIAL_BELOW`` neuron-timesteps use
-the serial build, since waking the thread pool costs more than they take.
+gradient update. ``v_seq`` without ``record_v`` is a ``[1, N]`` scratch row; missing output
+gradients are flagged and never read. Parameters are either scalars
+(one value for all neurons) or per-neuron vectors ``[N]`` expanded on the host from
+per-channel ones; :func:`_at` reads both, and Numba compiles one specialisation per form.
+Each kernel is compiled twice from one source, with ``parallel=True`` and serially;
+problems under ``SERIAL_BELOW`` neuron-timesteps use the serial build, since waking the
+thread pool costs more than they take.
 """
 from __future__ import annotations
 
 import types as pytypes
+from typing import Optional
 
+import numba
 import numpy as np
 import torch
 from numba import njit, prange, types
@@ -32,11 +44,14 @@ from snn.numba_target import prefer_wide_vectors
 
 prefer_wide_vectors()  # before anything is compiled (see snn.numba_target)
 
-__all__ = ["CpuLauncher", "forward_parallel", "forward_serial", "backward_parallel", "backward_serial"]
+__all__ = ["CpuLauncher", "block_width", "forward_parallel", "forward_serial", "backward_parallel", "backward_serial"]
 
 _install_cache()
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 SERIAL_BELOW = 1 << 16  # neuron-timesteps under which a thread-pool launch costs more than it saves
+BLOCK_BYTES = 1 << 19   # the backward's per-thread [T, W] membrane buffer, sized to stay in L2
+BLOCK_MAX = 256         # neurons per block at most (short sequences; measured best on 1 and 2 threads)
+BLOCK_MIN = 16          # neurons per block at least (one 512-bit vector; very long sequences)
 
 
 def _at(p, n):  # pragma: no cover - replaced by the overload inside compiled code
@@ -58,23 +73,25 @@ def _forward_step(v, x, b, o, th, mode, v_reset, hard):
     return h, s, dyn.reset(h, s, th, v_reset, hard)
 
 
-def _forward(x, v, beta, omb, theta, mode, v_reset, hard, spikes, h_seq, v_seq):  # pragma: no cover - compiled
-    """Forward over all T. ``x``/``spikes`` ``[T, N]``; ``v [N]``: the initial state in, the
-    last state out; ``beta``/``omb``/``theta`` scalars or ``[N]``; ``h_seq``/``v_seq``
-    ``[T, N]``, or ``[1, N]`` (not written) when not wanted; flags as in
-    :class:`snn.cuda.params.KernelConfig`."""
+def _forward(x, v0, beta, omb, theta, mode, v_reset, hard, spikes, v_seq, v, W):  # pragma: no cover - compiled
+    """Forward over all T. ``x``/``spikes`` ``[T, N]``; ``v0 [N]`` the initial state, ``v [N]``
+    the last state out (the running state in between); ``beta``/``omb``/``theta`` scalars or
+    ``[N]``; ``v_seq`` ``[T, N]``, or ``[1, N]`` (not written) when not wanted; ``W`` neurons
+    per block; flags as in :class:`snn.cuda.params.KernelConfig`."""
     T, N = x.shape
-    want_h = h_seq.shape[0] == T
     want_v = v_seq.shape[0] == T
-    for t in range(T):
-        for n in prange(N):
-            h, s, vn = _forward_step(v[n], x[t, n], _at(beta, n), _at(omb, n), _at(theta, n), mode, v_reset, hard)
-            spikes[t, n] = s
-            if want_h:                  # loop-invariant: LLVM unswitches these branches
-                h_seq[t, n] = h
-            if want_v:
-                v_seq[t, n] = vn
-            v[n] = vn
+    for blk in prange((N + W - 1) // W):
+        n0 = np.uint64(blk * W)
+        n1 = np.uint64(min(blk * W + W, N))
+        for n in range(n0, n1):
+            v[n] = v0[n]
+        for t in range(T):
+            for n in range(n0, n1):
+                h, s, vn = _forward_step(v[n], x[t, n], _at(beta, n), _at(omb, n), _at(theta, n), mode, v_reset, hard)
+                spikes[t, n] = s
+                if want_v:              # loop-invariant: LLVM unswitches this branch
+                    v_seq[t, n] = vn
+                v[n] = vn
 
 
 @register_jitable
@@ -84,59 +101,92 @@ def _backward_step(sg, gs, gq, gv, h, b, o, th, mode, v_reset, hard, keep_reset)
     return gh, gth, gx, gvp
 
 
-def _backward(grad_s, grad_vseq, gv, h_seq, v0, x, beta, omb, theta, mode, v_reset, hard, keep_reset,
-              kind, sa, sb, need_dbeta, grad_x, dtheta, dbeta):  # pragma: no cover - compiled
-    """BPTT over all T, from t = T−1 down to 0. ``grad_s``/``grad_vseq`` ``[T, N]``, or ``[1, N]``
-    (not read) when absent; ``gv [N]``: ``∂L/∂v_last`` in, ``∂L/∂v0`` out; ``h_seq [T, N]`` from the
-    forward pass; ``v0 [N]`` and ``x [T, N]`` (``[1, N]`` unless needed for ``dbeta``).
-    Writes ``grad_x [T, N]`` and adds to per-neuron ``dtheta [N]`` and, if ``need_dbeta``,
-    ``dbeta [N]`` (both zero on entry)."""
-    T, N = h_seq.shape
-    has_gs = grad_s.shape[0] == T
-    has_gq = grad_vseq.shape[0] == T
-    xm = 1 if x.shape[0] == T else 0
-    sg = np.empty(N, h_seq.dtype)
-    for t in range(T - 1, -1, -1):
-        tx, tp = t * xm, max(t - 1, 0)
-        # σ'(h[t] − θ) into a row, the kind chosen once so each loop vectorises
-        if kind == dyn.ATAN:
-            for n in prange(N):
-                sg[n] = dyn.atan_grad(h_seq[t, n] - _at(theta, n), sa, sb)
-        elif kind == dyn.SIGMOID:
-            for n in prange(N):
-                sg[n] = dyn.sigmoid_grad(h_seq[t, n] - _at(theta, n), sa, sb)
-        elif kind == dyn.FAST_SIGMOID:
-            for n in prange(N):
-                sg[n] = dyn.fast_sigmoid_grad(h_seq[t, n] - _at(theta, n), sa, sb)
-        elif kind == dyn.TRIANGLE:
-            for n in prange(N):
-                sg[n] = dyn.triangle_grad(h_seq[t, n] - _at(theta, n), sa, sb)
-        elif kind == dyn.GAUSSIAN:
-            for n in prange(N):
-                sg[n] = dyn.gaussian_grad(h_seq[t, n] - _at(theta, n), sa, sb)
-        else:
-            for n in prange(N):
-                sg[n] = dyn.erfc_grad(h_seq[t, n] - _at(theta, n), sa, sb)
-        if need_dbeta:
-            for n in prange(N):
-                th = _at(theta, n)
-                gh, gth, gx, gvp = _backward_step(sg[n], grad_s[t, n] if has_gs else dyn.ZERO,
-                                                  grad_vseq[t, n] if has_gq else dyn.ZERO, gv[n], h_seq[t, n],
-                                                  _at(beta, n), _at(omb, n), th, mode, v_reset, hard, keep_reset)
-                vp = dyn.state_before(t, h_seq[tp, n], v0[n], th, v_reset, hard)
-                dbeta[n] += dyn.charge_grad_beta(gh, vp, x[tx, n], mode)
-                grad_x[t, n] = gx
-                gv[n] = gvp
-                dtheta[n] += gth
-        else:
-            for n in prange(N):
-                gh, gth, gx, gvp = _backward_step(sg[n], grad_s[t, n] if has_gs else dyn.ZERO,
-                                                  grad_vseq[t, n] if has_gq else dyn.ZERO, gv[n], h_seq[t, n],
-                                                  _at(beta, n), _at(omb, n), _at(theta, n), mode, v_reset, hard,
-                                                  keep_reset)
-                grad_x[t, n] = gx
-                gv[n] = gvp
-                dtheta[n] += gth
+@register_jitable
+def _surrogate_row(kind, hb, t, theta, n0, m, sa, sb, sg):
+    """``sg[j] = σ'(h[t, n0 + j] − θ)`` for the ``m`` neurons of a block, the kind chosen
+    once so each loop vectorises."""
+    if kind == dyn.ATAN:
+        for j in range(m):
+            sg[j] = dyn.atan_grad(hb[t, j] - _at(theta, n0 + j), sa, sb)
+    elif kind == dyn.SIGMOID:
+        for j in range(m):
+            sg[j] = dyn.sigmoid_grad(hb[t, j] - _at(theta, n0 + j), sa, sb)
+    elif kind == dyn.FAST_SIGMOID:
+        for j in range(m):
+            sg[j] = dyn.fast_sigmoid_grad(hb[t, j] - _at(theta, n0 + j), sa, sb)
+    elif kind == dyn.TRIANGLE:
+        for j in range(m):
+            sg[j] = dyn.triangle_grad(hb[t, j] - _at(theta, n0 + j), sa, sb)
+    elif kind == dyn.GAUSSIAN:
+        for j in range(m):
+            sg[j] = dyn.gaussian_grad(hb[t, j] - _at(theta, n0 + j), sa, sb)
+    else:
+        for j in range(m):
+            sg[j] = dyn.erfc_grad(hb[t, j] - _at(theta, n0 + j), sa, sb)
+
+
+def _backward(grad_s, has_gs, grad_vseq, has_gq, gv_last, x, v0, beta, omb, theta, mode, v_reset, hard, keep_reset, kind, sa, sb,
+              need_dtheta, need_dbeta, grad_x, gv, dtheta, dbeta, W, jobs):  # pragma: no cover - compiled
+    """BPTT over all T, from t = T−1 down to 0, recomputing ``h`` block by block.
+
+    ``x [T, N]`` the forward input and ``v0 [N]`` the forward's initial state;
+    ``grad_s``/``grad_vseq`` ``[T, N]``, read only when ``has_gs``/``has_gq``;
+    ``gv_last [N] = ∂L/∂v_last``. Writes ``grad_x [T, N]``, ``gv [N] = ∂L/∂v0`` and the
+    per-neuron sums ``dtheta [N]`` and ``dbeta [N]`` where flagged (else they may be ``[1]``,
+    not touched). ``W`` neurons per block; the blocks are split into ``jobs`` contiguous runs,
+    each with one ``[T, W]`` buffer."""
+    T, N = x.shape
+    nblocks = (N + W - 1) // W
+    per_job = (nblocks + jobs - 1) // jobs
+    for job in prange(jobs):
+        hb = np.empty((T, W), x.dtype)
+        sg = np.empty(W, x.dtype)
+        for blk in range(job * per_job, min(nblocks, job * per_job + per_job)):
+            n0 = np.uint64(blk * W)
+            m = np.uint64(min(W, N - blk * W))
+            # the block's pre-reset membranes, in the forward's order (the state rides in sg)
+            for j in range(m):
+                sg[j] = v0[n0 + j]
+                gv[n0 + j] = gv_last[n0 + j]
+                if need_dtheta:
+                    dtheta[n0 + j] = dyn.ZERO
+                if need_dbeta:
+                    dbeta[n0 + j] = dyn.ZERO
+            for t in range(T):
+                for j in range(m):
+                    n = n0 + j
+                    h, s, vn = _forward_step(sg[j], x[t, n], _at(beta, n), _at(omb, n), _at(theta, n), mode,
+                                             v_reset, hard)
+                    hb[t, j] = h
+                    sg[j] = vn
+            for t in range(T - 1, -1, -1):
+                _surrogate_row(kind, hb, t, theta, n0, m, sa, sb, sg)
+                if need_dbeta:
+                    tp = max(t - 1, 0)
+                    for j in range(m):
+                        n = n0 + j
+                        th = _at(theta, n)
+                        gh, gth, gx, gvp = _backward_step(sg[j], grad_s[t, n] if has_gs else dyn.ZERO,
+                                                          grad_vseq[t, n] if has_gq else dyn.ZERO, gv[n], hb[t, j],
+                                                          _at(beta, n), _at(omb, n), th, mode, v_reset, hard,
+                                                          keep_reset)
+                        vp = dyn.state_before(t, hb[tp, j], v0[n], th, v_reset, hard)
+                        dbeta[n] += dyn.charge_grad_beta(gh, vp, x[t, n], mode)
+                        grad_x[t, n] = gx
+                        gv[n] = gvp
+                        if need_dtheta:
+                            dtheta[n] += gth
+                else:
+                    for j in range(m):
+                        n = n0 + j
+                        gh, gth, gx, gvp = _backward_step(sg[j], grad_s[t, n] if has_gs else dyn.ZERO,
+                                                          grad_vseq[t, n] if has_gq else dyn.ZERO, gv[n], hb[t, j],
+                                                          _at(beta, n), _at(omb, n), _at(theta, n), mode, v_reset,
+                                                          hard, keep_reset)
+                        grad_x[t, n] = gx
+                        gv[n] = gvp
+                        if need_dtheta:     # loop-invariant: LLVM unswitches this branch
+                            dtheta[n] += gth
 
 
 def _twin(fn, name: str):
@@ -165,10 +215,22 @@ def _params(beta: Tensor, omb: Tensor, theta: Tensor, S: int, N: int):
     return b[idx], o[idx], th[idx]
 
 
+def block_width(T: int, N: int, itemsize: int, threads: int) -> int:
+    """Neurons per block ``W``: a power of two with ``T·W·itemsize ≤ BLOCK_BYTES`` within
+    ``[BLOCK_MIN, BLOCK_MAX]``, lowered while that would leave fewer than four blocks per
+    thread (down to ``BLOCK_MIN``) so the threads share the work evenly."""
+    w = BLOCK_MAX
+    while w > BLOCK_MIN and (T * w * itemsize > BLOCK_BYTES or -(-N // w) < 4 * threads):
+        w //= 2
+    return w
+
+
 class CpuLauncher:
-    """:class:`snn.cuda.autograd.Launcher` for CPU tensors (float32 and float64)."""
+    """:class:`snn.cuda.autograd.Launcher` for CPU tensors (float32 and float64). It recomputes
+    the membranes in the backward pass (``recomputes_h``): the forward stores no ``h``."""
 
     name = "numba"
+    recomputes_h = True
 
     def state_dtype(self, x: Tensor) -> torch.dtype:
         return x.dtype
@@ -177,24 +239,26 @@ class CpuLauncher:
                 cfg: KernelConfig, spikes: Tensor, h: Tensor, store_h: bool, v_seq: Tensor,
                 record_v: bool, v_last: Tensor) -> None:
         f = x.numpy().dtype.type
-        N = x.shape[1]
-        kernel = forward_serial if x.numel() < SERIAL_BELOW else forward_parallel
-        v_last.copy_(v0)
+        T, N = x.shape
+        parallel = x.numel() >= SERIAL_BELOW
+        kernel = forward_parallel if parallel else forward_serial
+        W = block_width(T, N, x.element_size(), numba.get_num_threads() if parallel else 1)
         b, o, th = _params(beta, omb, theta, S, N)
-        kernel(x.numpy(), v_last.numpy(), b, o, th, cfg.charge_mode, f(cfg.v_reset), f(cfg.hard),
-               spikes.numpy(), h.numpy(), v_seq.numpy())
+        kernel(x.numpy(), v0.numpy(), b, o, th, cfg.charge_mode, f(cfg.v_reset), f(cfg.hard),
+               spikes.numpy(), v_seq.numpy(), v_last.numpy(), W)
 
     def backward(self, grad_s: Tensor, has_gs: bool, grad_vseq: Tensor, has_gvseq: bool,
-                 grad_vlast: Tensor, h: Tensor, v0: Tensor, x: Tensor, beta: Tensor, omb: Tensor,
+                 grad_vlast: Tensor, h: Optional[Tensor], v0: Tensor, x: Tensor, beta: Tensor, omb: Tensor,
                  theta: Tensor, S: int, cfg: KernelConfig, grad_x: Tensor, grad_v0: Tensor,
                  dbeta: Tensor, need_dbeta: bool, dtheta: Tensor) -> None:
-        f = h.numpy().dtype.type
-        N = h.shape[1]
-        kernel = backward_serial if h.numel() < SERIAL_BELOW else backward_parallel
-        grad_v0.copy_(grad_vlast)
-        dtheta.zero_()
-        dbeta.zero_()
+        f = x.numpy().dtype.type
+        T, N = x.shape
+        parallel = x.numel() >= SERIAL_BELOW
+        kernel = backward_parallel if parallel else backward_serial
+        threads = numba.get_num_threads() if parallel else 1
+        W = block_width(T, N, x.element_size(), threads)
         b, o, th = _params(beta, omb, theta, S, N)
-        kernel(grad_s.numpy(), grad_vseq.numpy(), grad_v0.numpy(), h.numpy(), v0.numpy(), x.numpy(), b, o, th,
+        kernel(grad_s.numpy(), has_gs, grad_vseq.numpy(), has_gvseq, grad_vlast.numpy(), x.numpy(), v0.numpy(), b, o, th,
                cfg.charge_mode, f(cfg.v_reset), f(cfg.hard), f(cfg.keep_reset), cfg.kind, f(cfg.sa), f(cfg.sb),
-               need_dbeta, grad_x.numpy(), dtheta.numpy(), dbeta.numpy())
+               dtheta.shape[0] == N, need_dbeta, grad_x.numpy(), grad_v0.numpy(), dtheta.numpy(), dbeta.numpy(),
+               W, min(threads, -(-N // W)))

@@ -58,6 +58,7 @@ class CupyLauncher:
     """:class:`snn.cuda.autograd.Launcher` for CUDA tensors (float32, float16, bfloat16)."""
 
     name = "cupy"
+    recomputes_h = False
 
     def state_dtype(self, x: Tensor) -> torch.dtype:
         return torch.float32

@@ -106,6 +106,7 @@ class NumbaCudaLauncher:
     """:class:`snn.cuda.autograd.Launcher` on CUDA tensors (CPU tensors in the simulator)."""
 
     name = "numba"
+    recomputes_h = False
 
     def state_dtype(self, x: Tensor) -> torch.dtype:
         return torch.float32

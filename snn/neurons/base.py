@@ -45,9 +45,10 @@ def check_no_nan_membrane(v_last: Tensor, name: str = "x") -> None:
 
     A NaN anywhere in the input makes the membrane NaN from that step on (no reset or decay
     can clear it: ``Θ(NaN) = 0`` and ``β·NaN = NaN``), so testing the last state detects NaN
-    inputs without reading the whole ``[T, B, ...]`` input again.
+    inputs without reading the whole ``[T, B, ...]`` input again. One sum (no temporary) is
+    tested first; only a non-finite sum, which any NaN makes, is looked at element-wise.
     """
-    if v_last.is_floating_point() and torch.isnan(v_last).any():
+    if v_last.is_floating_point() and not bool(torch.isfinite(v_last.sum())) and bool(torch.isnan(v_last).any()):
         raise ValueError(f"{name} contains NaN values (the membrane became NaN)")
 
 

@@ -44,6 +44,33 @@ def test_float64_parity(model, reset, case, record_v: bool):
         compare(RUN, n, case, torch.float64, record_v, exact=True)
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_parallel_blocks_and_jobs_match_the_reference(model, monkeypatch):
+    """The parallel build with blocks much smaller than the problem: 3·37 = 111 neurons in
+    16-neuron blocks (the last one ragged), split over the threads in runs of several blocks,
+    each run recomputing its membranes into one reused buffer. Fails if a block or a run
+    boundary drops, repeats or shifts a neuron."""
+    from snn.cuda import cpu
+    monkeypatch.setattr(cpu, "SERIAL_BELOW", 0)
+    monkeypatch.setattr(cpu, "BLOCK_MAX", 16)
+    assert cpu.block_width(9, 111, 4, 2) == 16
+    for params, reset, surrogate in (("per_channel", "hard_neg", "sigmoid"), ("learn_threshold", "soft", "atan")):
+        case = __import__("cuda_parity").Case(9, 3, (37,), False, 11)
+        n = make_neuron(model, reset, False, params, surrogate, 37, torch.float32, torch.Generator().manual_seed(3))
+        for record_v in (False, True):
+            compare(RUN, n, case, torch.float32, record_v, exact=True)
+
+
+def test_block_width_fits_the_buffer_and_feeds_every_thread():
+    from snn.cuda import cpu
+    assert cpu.block_width(4, 1 << 20, 4, 2) == cpu.BLOCK_MAX
+    w = cpu.block_width(2000, 1 << 20, 4, 2)
+    assert 2000 * w * 4 <= cpu.BLOCK_BYTES < 2000 * 2 * w * 4  # the widest that fits
+    assert cpu.block_width(100_000, 1 << 20, 8, 2) == cpu.BLOCK_MIN  # never below one vector
+    assert -(-4096 // cpu.block_width(8, 4096, 4, 8)) >= 32  # four blocks per thread
+    assert cpu.block_width(8, 40, 4, 8) == cpu.BLOCK_MIN
+
+
 def test_auto_picks_numba_on_cpu_and_matches_torch():
     torch.manual_seed(0)
     x = torch.rand(7, 3, 2, 5, 5) * 1.5
@@ -127,7 +154,7 @@ def test_training_saves_less_than_half_of_the_reference():
         return total
     fused, ref = saved_bytes("numba"), saved_bytes("torch")
     assert fused <= 0.5 * ref, (fused, ref)
-    assert fused <= 32 * 8 * 256 * 4 + 8 * 256 * 4 + 64  # h (float32) + v0 + parameters
+    assert fused <= 32 * 8 * 256 * 4 + 8 * 256 * 4 + 64  # the input x (float32) + v0 + parameters
 
 
 def test_noncontiguous_and_channels_last_input():
