@@ -41,8 +41,10 @@ class DelayLauncher(Protocol):
         """Fill samples ``b0 …`` of the time-first ``out [T_out, B, R]``."""
 
     def correlate(self, src: Tensor, g: Tensor, goff: int, L: int, base: Tensor, ustep: int,
-                  gtaps: Tensor, add: bool) -> None:
-        """Fill (or add to, if ``add``) ``gtaps [R, S, W]``."""
+                  gtaps: Tensor, add: bool, inert: Optional[Tensor]) -> None:
+        """Fill (or add to, if ``add``) ``gtaps [R, S, W]``. With ``inert`` (the tap values
+        ``[R, S, W]``, see :attr:`snn.delays.taps.Taps.inert_zeros`) a backend may leave the
+        entries of zero taps in synapses with a non-zero tap at 0."""
 
 
 def _chunks(B: int, size: int):
@@ -50,18 +52,19 @@ def _chunks(B: int, size: int):
 
 
 class FusedDelayConv(torch.autograd.Function):
-    """``apply(launcher, max_delay, x, history, values, start) → y``.
+    """``apply(launcher, max_delay, x, history, values, start, inert_zeros=False) → y``.
 
     ``x [T, B, N_in]``, ``history [D, B, N_in]`` or None, ``values [N_out, N_in, W]``,
     ``start [N_out, N_in]`` int64 → ``y [T, B, N_out]``. Gradients flow to ``x``, ``history``
     and ``values``. The batch is processed in chunks (``launcher.chunk``): only one chunk of
     the blocked input (or output gradient) exists at a time, and nothing but ``x`` itself,
-    the taps and the starts is kept for the backward pass.
+    the taps and the starts is kept for the backward pass. ``inert_zeros`` as
+    :attr:`snn.delays.taps.Taps.inert_zeros`.
     """
 
     @staticmethod
     def forward(ctx, launcher: DelayLauncher, D: int, x: Tensor, history: Optional[Tensor],
-                values: Tensor, start: Tensor) -> Tensor:  # type: ignore[override]
+                values: Tensor, start: Tensor, inert_zeros: bool = False) -> Tensor:  # type: ignore[override]
         T, B, _ = x.shape
         O = values.shape[0]
         Bc, chunk = launcher.block(B), launcher.chunk(B)
@@ -74,17 +77,17 @@ class FusedDelayConv(torch.autograd.Function):
             src = to_blocks(xd[:, b0:b1], Bc, front=D, history=None if hd is None else hd[:, b0:b1])
             launcher.accumulate(src, v, base, -Bc, Bc, b0, out)
         ctx.save_for_backward(xd, hd, v, start)
-        ctx.meta = (launcher, D, values.dtype)
+        ctx.meta = (launcher, D, values.dtype, inert_zeros)
         ctx.set_materialize_grads(False)
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy: Optional[Tensor]):  # type: ignore[override]
-        launcher, D, vdtype = ctx.meta
+        launcher, D, vdtype, inert_zeros = ctx.meta
         need_x, need_h, need_v = ctx.needs_input_grad[2], ctx.needs_input_grad[3], ctx.needs_input_grad[4]
         if gy is None or not (need_x or need_h or need_v):
-            return None, None, None, None, None, None
+            return None, None, None, None, None, None, None
         x, h, v, start = ctx.saved_tensors
         T, B, _ = x.shape
         Bc, chunk = launcher.block(B), launcher.chunk(B)
@@ -101,14 +104,14 @@ class FusedDelayConv(torch.autograd.Function):
                 launcher.accumulate(g, vt, base_t, Bc, Bc, b0, gseq)
             if gvals is not None:
                 src = to_blocks(x[:, b0:b1], Bc, front=D, history=None if h is None else h[:, b0:b1])
-                launcher.correlate(src, g, front * Bc, T * Bc, base, -Bc, gvals, k > 0)
+                launcher.correlate(src, g, front * Bc, T * Bc, base, -Bc, gvals, k > 0, v if inert_zeros else None)
         gx = gseq[front:] if need_x else None
         gh = gseq[:front] if need_h else None
         gv = gvals.to(vdtype) if need_v else None
-        return None, None, gx, gh, gv, None
+        return None, None, gx, gh, gv, None, None
 
 
 def fused_delay_conv(launcher: DelayLauncher, x: Tensor, values: Tensor, start: Tensor, max_delay: int,
-                     history: Optional[Tensor] = None) -> Tensor:
+                     history: Optional[Tensor] = None, inert_zeros: bool = False) -> Tensor:
     """Run :class:`FusedDelayConv` (inputs already validated by :func:`snn.delays.delay_conv`)."""
-    return FusedDelayConv.apply(launcher, max_delay, x, history, values, start)
+    return FusedDelayConv.apply(launcher, max_delay, x, history, values, start, inert_zeros)

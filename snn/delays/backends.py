@@ -111,7 +111,7 @@ def _lazy_fused(module: str, launcher: str) -> RunFn:
         from snn.delays.autograd import fused_delay_conv
         if x.shape[0] == 0 or x.shape[1] == 0:
             return dense_delay_conv(x, taps, history)
-        return fused_delay_conv(get(), x, taps.values, taps.start, taps.max_delay, history)
+        return fused_delay_conv(get(), x, taps.values, taps.start, taps.max_delay, history, taps.inert_zeros)
     return run
 
 

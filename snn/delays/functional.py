@@ -79,7 +79,7 @@ def delay_conv(x: Tensor, taps: Taps, history: Optional[Tensor] = None, backend:
     if not isinstance(x, Tensor) or x.dim() != 3:
         raise ValueError(f"x must be a [T, B, N_in] tensor, got {type(x).__name__} "
                          f"{tuple(x.shape) if isinstance(x, Tensor) else ''}")
-    v, start, D = taps
+    v, start, D = taps.values, taps.start, taps.max_delay
     if v.dim() != 3 or v.shape[1] != x.shape[2] or tuple(start.shape) != tuple(v.shape[:2]):
         raise ValueError(f"taps.values must be [N_out, N_in={x.shape[2]}, W] with start [N_out, N_in]; got "
                          f"values {tuple(v.shape)}, start {tuple(start.shape)}")

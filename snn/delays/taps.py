@@ -40,11 +40,18 @@ class Taps(NamedTuple):
             (float, differentiable).
         start: ``[N_out, N_in]`` int64 first delay of each window, ``0 ≤ start ≤ D − W + 1``.
         max_delay: ``D`` (int, timesteps).
+        inert_zeros: True when a tap value that is exactly zero, in a synapse with some non-zero
+            tap, is structurally zero (outside the interpolation window) and its gradient is
+            never used: the fused kernels then skip it in the gradient of ``values`` too (its
+            entry stays 0). Set by :func:`gaussian_taps` and :func:`linear_taps`, whose own
+            backward multiplies such a gradient by ``g = g' = 0``; leave it False (the default)
+            for tap values made otherwise, whose every gradient entry is then exact.
     """
 
     values: Tensor
     start: Tensor
     max_delay: int
+    inert_zeros: bool = False
 
     @property
     def width(self) -> int:
@@ -184,7 +191,7 @@ def gaussian_taps(weight: Tensor, delay: Tensor, sigma: float, max_delay: int,
         else:
             start = torch.ceil(delay.detach() - truncate * sigma).long().clamp_(0, D - W + 1)
     values = _NormalisedTaps.apply(weight, delay, start, W, float(sigma), truncate)
-    return Taps(values, start, D)
+    return Taps(values, start, D, inert_zeros=True)
 
 
 def linear_taps(weight: Tensor, delay: Tensor, max_delay: int) -> Taps:
@@ -207,7 +214,7 @@ def linear_taps(weight: Tensor, delay: Tensor, max_delay: int) -> Taps:
     W = min(2, D + 1)
     with torch.no_grad():
         start = torch.floor(delay.detach()).long().clamp_(0, D - W + 1)
-    return Taps(_NormalisedTaps.apply(weight, delay, start, W, None, None), start, D)
+    return Taps(_NormalisedTaps.apply(weight, delay, start, W, None, None), start, D, inert_zeros=True)
 
 
 def integer_taps(weight: Tensor, delay: Tensor, max_delay: int) -> Taps:
@@ -228,7 +235,7 @@ def taps_to_dense(taps: Taps) -> Tensor:
 
     Differentiable in ``taps.values``; used by the torch reference backend and for inspection.
     """
-    v, start, D = taps
+    v, start, D = taps.values, taps.start, taps.max_delay
     O, I, W = v.shape
     if W == D + 1 and not bool(start.any()):
         return v

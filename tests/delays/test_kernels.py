@@ -20,7 +20,7 @@ def random_taps(O, I, W, D, dtype, g, zeros=False):
 
 def explicit_loops(x, taps, history=None):
     """y[t, b, o] = Σ_i Σ_u v[o, i, u] · x̃[t − start − u, b, i], written as plain loops."""
-    v, start, D = taps
+    v, start, D = taps.values, taps.start, taps.max_delay
     T, B, I = x.shape
     hist = history if history is not None else x.new_zeros(D, B, I)
     full = torch.cat([hist, x], 0)
@@ -100,6 +100,52 @@ def test_parallel_job_split_matches_reference(monkeypatch, W):
     torch.testing.assert_close(y1, y0, rtol=1e-4, atol=1e-4)
     for a, b in zip(g1, g0):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("make", ["gaussian", "linear"])
+def test_inert_zero_taps_keep_weight_and_position_gradients_exact(make):
+    """Taps from gaussian_taps/linear_taps are flagged inert_zeros: the fused backward skips
+    their window-masked zero taps, and the weight and position gradients must still equal
+    the torch reference's — including a synapse whose weight is 0 (all its taps zero, so
+    none may be skipped: its weight gradient is not zero)."""
+    from snn.delays import gaussian_taps, linear_taps
+    g = torch.Generator().manual_seed(5)
+    O, I, D = 6, 5, 12
+    w0 = torch.randn(O, I, generator=g, dtype=torch.float64)
+    w0[2, 3] = 0.0
+    d0 = torch.rand(O, I, generator=g, dtype=torch.float64) * D
+    x = (torch.rand(30, 3, I, generator=g) < 0.3).double()
+    gy = torch.randn(30, 3, O, generator=g, dtype=torch.float64)
+    grads = {}
+    for backend in ("torch", "numba"):
+        w, d = w0.clone().requires_grad_(), d0.clone().requires_grad_()
+        taps = gaussian_taps(w, d, 1.0, D) if make == "gaussian" else linear_taps(w, d, D)
+        assert taps.inert_zeros and bool((taps.values == 0).any())  # there are masked taps to skip
+        delay_conv(x, taps, backend=backend).backward(gy)
+        grads[backend] = (w.grad, d.grad)
+    assert grads["numba"][0][2, 3] != 0
+    for a, b in zip(grads["numba"], grads["torch"]):
+        torch.testing.assert_close(a, b, **TOL[torch.float64])
+
+
+def test_value_gradient_of_zero_taps_is_exact_unless_flagged_inert():
+    g = torch.Generator().manual_seed(6)
+    taps = random_taps(4, 3, 3, 8, torch.float64, g, zeros=True)
+    x = torch.randn(12, 2, 3, generator=g, dtype=torch.float64)
+    gy = torch.randn(12, 2, 4, generator=g, dtype=torch.float64)
+    zero, live = taps.values == 0, (taps.values != 0).any(-1, keepdim=True)
+    got = {}
+    for inert in (False, True):
+        v = taps.values.clone().requires_grad_()
+        delay_conv(x, Taps(v, taps.start, taps.max_delay, inert_zeros=inert), backend="numba").backward(gy)
+        got[inert] = v.grad
+    v = taps.values.clone().requires_grad_()
+    dense_delay_conv(x, Taps(v, taps.start, taps.max_delay)).backward(gy)
+    assert bool((zero & live).any()) and bool((got[False][zero] != 0).all())
+    torch.testing.assert_close(got[False], v.grad, **TOL[torch.float64])
+    skipped = zero & live
+    assert bool((got[True][skipped] == 0).all())
+    torch.testing.assert_close(got[True][~skipped], v.grad[~skipped], **TOL[torch.float64])
 
 
 def test_fused_gradcheck_float64():
