@@ -147,11 +147,13 @@ def _accumulate_job(job, src, taps, base, ustep, out, Bc, b0, rb, sb, lc):  # pr
     t = c0 // Bc
     bi = c0 % Bc
     bb = b0 + nb * Bc
+    ur0 = np.uint64(r0)  # unsigned: no negative-index wraparound, so the row loop vectorises
     for c in range(m):
         b = bb + bi
         if b < B:
-            for rr in range(nr):
-                out[t, b, r0 + rr] = accb[rr, c]
+            ot = out[np.uint64(t), np.uint64(b)]
+            for rr in range(np.uint64(nr)):
+                ot[ur0 + rr] = accb[rr, c]
         bi += 1
         if bi == Bc:
             bi = 0
