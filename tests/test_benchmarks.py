@@ -1,0 +1,27 @@
+"""Smoke test of the benchmark scripts that run without peer libraries (tiny sizes)."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("numba")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_conv_step_reports_the_three_variants_and_the_bound(tmp_path):
+    mod = _load("conv_step")
+    mod.main(["--out", str(tmp_path), "--T", "2", "--batch", "2", "--steps", "1", "--warmup", "0"])
+    report = json.loads((tmp_path / "conv_step.json").read_text())
+    assert set(report["median_ms"]) == {"torch", "numba", "free-neurons"}
+    assert all(ms > 0 for ms in report["median_ms"].values())
+    bound = report["median_ms"]["torch"] / report["median_ms"]["free-neurons"]
+    assert report["amdahl_bound_vs_torch"] == pytest.approx(bound)
+    assert "free-neurons" in (tmp_path / "conv_step.md").read_text()
