@@ -88,7 +88,7 @@ class FusedNeuron(torch.autograd.Function):
         th = flat_param(theta, 0.0, P, sd, dev)
         v0f = v0.detach().reshape(N).to(sd).contiguous()
         need_grad = any(ctx.needs_input_grad[5:])
-        recompute = getattr(launcher, "recomputes_h", False)
+        recompute = launcher.recomputes_h
         store_h = need_grad and not recompute
         spikes = torch.empty_like(xf)
         h = torch.empty((T if store_h else 1, N), dtype=sd, device=dev)
@@ -130,7 +130,7 @@ class FusedNeuron(torch.autograd.Function):
         grad_v0 = torch.empty(N, dtype=sd, device=dev)
         dbeta = torch.empty(N if need_db else 1, dtype=sd, device=dev)
         # a recomputing launcher skips dθ when it is not wanted; the others always write [N]
-        need_dth = ctx.needs_input_grad[8] or not getattr(launcher, "recomputes_h", False)
+        need_dth = ctx.needs_input_grad[8] or not launcher.recomputes_h
         dtheta = torch.empty(N if need_dth else 1, dtype=sd, device=dev)
         launcher.backward(gsf, has_gs, gvsf, has_gvs, gvl, h, v0f, x_arg, b, o, th, S, cfg,
                           grad_x, grad_v0, dbeta, need_db, dtheta)

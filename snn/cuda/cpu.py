@@ -161,32 +161,20 @@ def _backward(grad_s, has_gs, grad_vseq, has_gq, gv_last, x, v0, beta, omb, thet
                     sg[j] = vn
             for t in range(T - 1, -1, -1):
                 _surrogate_row(kind, hb, t, theta, n0, m, sa, sb, sg)
-                if need_dbeta:
-                    tp = max(t - 1, 0)
-                    for j in range(m):
-                        n = n0 + j
-                        th = _at(theta, n)
-                        gh, gth, gx, gvp = _backward_step(sg[j], grad_s[t, n] if has_gs else dyn.ZERO,
-                                                          grad_vseq[t, n] if has_gq else dyn.ZERO, gv[n], hb[t, j],
-                                                          _at(beta, n), _at(omb, n), th, mode, v_reset, hard,
-                                                          keep_reset)
+                tp = max(t - 1, 0)
+                for j in range(m):
+                    n = n0 + j
+                    th = _at(theta, n)
+                    gh, gth, gx, gvp = _backward_step(sg[j], grad_s[t, n] if has_gs else dyn.ZERO,
+                                                      grad_vseq[t, n] if has_gq else dyn.ZERO, gv[n], hb[t, j],
+                                                      _at(beta, n), _at(omb, n), th, mode, v_reset, hard, keep_reset)
+                    grad_x[t, n] = gx
+                    gv[n] = gvp
+                    if need_dtheta:             # loop-invariant flags: LLVM unswitches these branches
+                        dtheta[n] += gth
+                    if need_dbeta:
                         vp = dyn.state_before(t, hb[tp, j], v0[n], th, v_reset, hard)
                         dbeta[n] += dyn.charge_grad_beta(gh, vp, x[t, n], mode)
-                        grad_x[t, n] = gx
-                        gv[n] = gvp
-                        if need_dtheta:
-                            dtheta[n] += gth
-                else:
-                    for j in range(m):
-                        n = n0 + j
-                        gh, gth, gx, gvp = _backward_step(sg[j], grad_s[t, n] if has_gs else dyn.ZERO,
-                                                          grad_vseq[t, n] if has_gq else dyn.ZERO, gv[n], hb[t, j],
-                                                          _at(beta, n), _at(omb, n), _at(theta, n), mode, v_reset,
-                                                          hard, keep_reset)
-                        grad_x[t, n] = gx
-                        gv[n] = gvp
-                        if need_dtheta:     # loop-invariant: LLVM unswitches this branch
-                            dtheta[n] += gth
 
 
 def _twin(fn, name: str):
@@ -225,6 +213,16 @@ def block_width(T: int, N: int, itemsize: int, threads: int) -> int:
     return w
 
 
+def _plan(x: Tensor) -> tuple[bool, int, int]:
+    """For a ``[T, N]`` sequence: whether to use the parallel build (``SERIAL_BELOW``), the
+    block width ``W`` and the number of jobs (threads that get at least one block)."""
+    T, N = x.shape
+    parallel = x.numel() >= SERIAL_BELOW
+    threads = numba.get_num_threads() if parallel else 1
+    W = block_width(T, N, x.element_size(), threads)
+    return parallel, W, min(threads, -(-N // W))
+
+
 class CpuLauncher:
     """:class:`snn.cuda.autograd.Launcher` for CPU tensors (float32 and float64). It recomputes
     the membranes in the backward pass (``recomputes_h``): the forward stores no ``h``."""
@@ -239,10 +237,9 @@ class CpuLauncher:
                 cfg: KernelConfig, spikes: Tensor, h: Tensor, store_h: bool, v_seq: Tensor,
                 record_v: bool, v_last: Tensor) -> None:
         f = x.numpy().dtype.type
-        T, N = x.shape
-        parallel = x.numel() >= SERIAL_BELOW
+        N = x.shape[1]
+        parallel, W, _ = _plan(x)
         kernel = forward_parallel if parallel else forward_serial
-        W = block_width(T, N, x.element_size(), numba.get_num_threads() if parallel else 1)
         b, o, th = _params(beta, omb, theta, S, N)
         kernel(x.numpy(), v0.numpy(), b, o, th, cfg.charge_mode, f(cfg.v_reset), f(cfg.hard),
                spikes.numpy(), v_seq.numpy(), v_last.numpy(), W)
@@ -252,13 +249,11 @@ class CpuLauncher:
                  theta: Tensor, S: int, cfg: KernelConfig, grad_x: Tensor, grad_v0: Tensor,
                  dbeta: Tensor, need_dbeta: bool, dtheta: Tensor) -> None:
         f = x.numpy().dtype.type
-        T, N = x.shape
-        parallel = x.numel() >= SERIAL_BELOW
+        N = x.shape[1]
+        parallel, W, jobs = _plan(x)
         kernel = backward_parallel if parallel else backward_serial
-        threads = numba.get_num_threads() if parallel else 1
-        W = block_width(T, N, x.element_size(), threads)
         b, o, th = _params(beta, omb, theta, S, N)
         kernel(grad_s.numpy(), has_gs, grad_vseq.numpy(), has_gvseq, grad_vlast.numpy(), x.numpy(), v0.numpy(), b, o, th,
                cfg.charge_mode, f(cfg.v_reset), f(cfg.hard), f(cfg.keep_reset), cfg.kind, f(cfg.sa), f(cfg.sb),
                dtheta.shape[0] == N, need_dbeta, grad_x.numpy(), grad_v0.numpy(), dtheta.numpy(), dbeta.numpy(),
-               W, min(threads, -(-N // W)))
+               W, jobs)
