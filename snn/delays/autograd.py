@@ -41,10 +41,9 @@ class DelayLauncher(Protocol):
         """Fill samples ``b0 …`` of the time-first ``out [T_out, B, R]``."""
 
     def correlate(self, src: Tensor, g: Tensor, goff: int, L: int, base: Tensor, ustep: int,
-                  gtaps: Tensor, add: bool, inert: Optional[Tensor]) -> None:
-        """Fill (or add to, if ``add``) ``gtaps [R, S, W]``. With ``inert`` (the tap values
-        ``[R, S, W]``, see :attr:`snn.delays.taps.Taps.inert_zeros`) a backend may leave the
-        entries of zero taps in synapses with a non-zero tap at 0."""
+                  gtaps: Tensor, add: bool, skip: Optional[Tensor]) -> None:
+        """Fill (or add to, if ``add``) ``gtaps [R, S, W]``. A backend may leave the entries
+        flagged in ``skip`` (bool ``[R, S, W]``, or None) at 0."""
 
 
 def _chunks(B: int, size: int):
@@ -98,13 +97,15 @@ class FusedDelayConv(torch.autograd.Function):
         base_t = (start.t() * Bc).contiguous()
         base = ((D - start) * Bc).contiguous()
         gvals = torch.empty_like(v) if need_v else None
+        # inert zeros: the zero taps of a synapse with a non-zero tap get no gradient (stays 0)
+        skip = (v == 0) & (v != 0).any(-1, keepdim=True) if need_v and inert_zeros else None
         for k, (b0, b1) in enumerate(_chunks(B, chunk)):
             g = to_blocks(gy[:, b0:b1], Bc, front=front, back=D)
             if gseq is not None:
                 launcher.accumulate(g, vt, base_t, Bc, Bc, b0, gseq)
             if gvals is not None:
                 src = to_blocks(x[:, b0:b1], Bc, front=D, history=None if h is None else h[:, b0:b1])
-                launcher.correlate(src, g, front * Bc, T * Bc, base, -Bc, gvals, k > 0, v if inert_zeros else None)
+                launcher.correlate(src, g, front * Bc, T * Bc, base, -Bc, gvals, k > 0, skip)
         gx = gseq[front:] if need_x else None
         gh = gseq[:front] if need_h else None
         gv = gvals.to(vdtype) if need_v else None

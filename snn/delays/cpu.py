@@ -8,10 +8,9 @@ contiguous elements; a delay is a shift along a row) with per-synapse windows of
   Forward (``r`` = output neuron, ``s`` = input, ``ustep = −Bc``) and input gradient
   (``r`` = input, ``s`` = output, ``ustep = +Bc``) are both this kernel.
 * :func:`correlate` — ``gtaps[r, s, u] (+)= Σ_nb Σ_{c<L} g[nb, r, goff + c] · src[nb, s, base[r, s] + u·ustep + c]``,
-  the gradient of the tap values (added to ``gtaps`` when ``add``, for batch chunks). With
-  ``inert`` (:attr:`snn.delays.taps.Taps.inert_zeros`) the zero taps of a synapse that has a
-  non-zero tap are skipped (their entry stays 0): the window-masked taps of a truncated
-  Gaussian, whose gradient the tap construction multiplies by zero.
+  the gradient of the tap values (added to ``gtaps`` when ``add``, for batch chunks). Taps
+  flagged in ``skip`` are not computed (their entry stays 0; see
+  :attr:`snn.delays.taps.Taps.inert_zeros`).
 
 Cost: ``B·T·N_out·N_in·W`` multiply-adds each, against ``B·T·N_out·N_in·(D + 1)`` for a dense
 convolution. Work split (``accumulate``): jobs of (batch block, ``RB`` rows, ``LC`` elements of
@@ -161,7 +160,7 @@ def _accumulate_job(job, src, taps, base, ustep, out, Bc, b0, rb, sb, lc):  # pr
 
 
 @njit(**_OPTS)
-def _correlate_job(job, src, g, goff, L, base, ustep, gt, add, rb, sb, lc, vals, inert):  # pragma: no cover - compiled
+def _correlate_job(job, src, g, goff, L, base, ustep, gt, add, rb, sb, lc, skip, use_skip):  # pragma: no cover - compiled
     NB, S, _ = src.shape
     R = g.shape[1]
     W = gt.shape[2]
@@ -186,12 +185,8 @@ def _correlate_job(job, src, g, goff, L, base, ustep, gt, add, rb, sb, lc, vals,
                     q = 0
                     for s in range(s0, s1):
                         b = base[r, s] + c0
-                        live = False  # inert zeros: a synapse with a non-zero tap skips its zero taps
-                        if inert:
-                            for u in range(W):
-                                live = live or vals[r, s, u] != 0
                         for u in range(W):
-                            if live and vals[r, s, u] == 0:
+                            if use_skip and skip[r, s, u]:
                                 continue
                             rows[q] = s
                             taps[q] = u
@@ -278,15 +273,15 @@ def accumulate_serial(src, taps, base, ustep, out, Bc, b0, rb, sb, lc):  # pragm
 
 
 @njit(parallel=True, **_OPTS)
-def correlate(src, g, goff, L, base, ustep, gt, add, rb, sb, lc, vals, inert):  # pragma: no cover - compiled
+def correlate(src, g, goff, L, base, ustep, gt, add, rb, sb, lc, skip, use_skip):  # pragma: no cover - compiled
     for job in prange((g.shape[1] + rb - 1) // rb):
-        _correlate_job(job, src, g, goff, L, base, ustep, gt, add, rb, sb, lc, vals, inert)
+        _correlate_job(job, src, g, goff, L, base, ustep, gt, add, rb, sb, lc, skip, use_skip)
 
 
 @njit(**_OPTS)
-def correlate_serial(src, g, goff, L, base, ustep, gt, add, rb, sb, lc, vals, inert):  # pragma: no cover - compiled
+def correlate_serial(src, g, goff, L, base, ustep, gt, add, rb, sb, lc, skip, use_skip):  # pragma: no cover - compiled
     for job in range((g.shape[1] + rb - 1) // rb):
-        _correlate_job(job, src, g, goff, L, base, ustep, gt, add, rb, sb, lc, vals, inert)
+        _correlate_job(job, src, g, goff, L, base, ustep, gt, add, rb, sb, lc, skip, use_skip)
 
 
 def _single_tap_rows(R: int, L: int, parallel: bool) -> int:
@@ -326,8 +321,8 @@ class CpuDelayLauncher:
         fn(_np(src), _np(taps), _np(base), np.int64(ustep), _np(out), np.int64(Bc), np.int64(b0), rb, sb, lc)
 
     def correlate(self, src: torch.Tensor, g: torch.Tensor, goff: int, L: int, base: torch.Tensor,
-                  ustep: int, gtaps: torch.Tensor, add: bool, inert: Optional[torch.Tensor] = None) -> None:
+                  ustep: int, gtaps: torch.Tensor, add: bool, skip: Optional[torch.Tensor] = None) -> None:
         fn = correlate if src.shape[0] * L * gtaps.numel() >= SERIAL_BELOW else correlate_serial
-        vals = _np(inert) if inert is not None else np.zeros((1, 1, 1), _np(gtaps).dtype)
+        mask = _np(skip) if skip is not None else np.zeros((1, 1, 1), np.bool_)
         fn(_np(src), _np(g), np.int64(goff), np.int64(L), _np(base), np.int64(ustep), _np(gtaps), bool(add), RB, SB, LC,
-           vals, inert is not None)
+           mask, skip is not None)

@@ -109,7 +109,7 @@ class NumbaCudaDelayLauncher:
         self._launch(accumulate_kernel, grid, out.device, src, taps, base, np.int64(ustep), np.int64(Bc),
                      np.int64(b0), out)
 
-    def correlate(self, src, g, goff, L, base, ustep, gtaps, add, inert=None) -> None:  # every tap computed
+    def correlate(self, src, g, goff, L, base, ustep, gtaps, add, skip=None) -> None:  # every tap computed
         R, S, _ = gtaps.shape
         if gtaps.numel() == 0:
             return
