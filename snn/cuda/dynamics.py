@@ -30,7 +30,7 @@ import math
 import numpy as np
 from numba.extending import register_jitable
 
-from snn.cuda.arith import fma, mul_rn
+from snn.cuda.arith import exp, fma, mul_rn
 
 __all__ = [
     "ATAN", "SIGMOID", "FAST_SIGMOID", "TRIANGLE", "GAUSSIAN", "ERFC", "SURROGATE_KINDS",
@@ -82,7 +82,7 @@ def atan_grad(z, a, b):
 @register_jitable
 def sigmoid_grad(z, a, b):
     """Sigmoid: α·σ(αz)·(1 − σ(αz)); a = b = α."""
-    s = ONE / (ONE + math.exp(-(b * z)))
+    s = ONE / (ONE + exp(-(b * z)))
     return a * s * (ONE - s)
 
 
@@ -104,14 +104,14 @@ def triangle_grad(z, a, b):
 def gaussian_grad(z, a, b):
     """Gaussian: α/√(2π)·exp(−(αz)²/2); a = α/√(2π), b = α."""
     u = b * z
-    return a * math.exp(-HALF * (u * u))
+    return a * exp(-HALF * (u * u))
 
 
 @register_jitable
 def erfc_grad(z, a, b):
     """Erfc: α/√π·exp(−(αz)²); a = α/√π, b = α."""
     u = b * z
-    return a * math.exp(-(u * u))
+    return a * exp(-(u * u))
 
 
 @register_jitable
