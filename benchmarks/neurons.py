@@ -34,6 +34,8 @@ every implementation runs under the same setting and the report says which one w
 
 All implementations run the same LIF (decay 0.5, threshold 1, hard reset to 0, ATan
 surrogate where the library has it); see ``benchmarks/README.md`` for the exact models.
+``--surrogate sigmoid`` runs the Sigmoid surrogate (α = 4, SpikingJelly's default) instead,
+in the implementations that have it (Norse has none and is skipped).
 
 Usage::
 
@@ -41,6 +43,7 @@ Usage::
     python benchmarks/neurons.py --out runs/bench_gpu --device cuda
     python benchmarks/neurons.py --out runs/bench_steady --steady-malloc  # no page-fault noise
     python benchmarks/neurons.py --out /tmp/b --sizes 10x4x64 --repeats 3  # smoke test
+    python benchmarks/neurons.py --out runs/bench_sigmoid --surrogate sigmoid
 """
 from __future__ import annotations
 
@@ -64,6 +67,8 @@ if str(REPO) not in sys.path:
 SIZES = ((100, 64, 1024), (8, 32, 16384), (4, 128, 4096))
 BETA, THRESHOLD = 0.5, 1.0
 FLOOR_FWD, FLOOR_TRAIN = 8, 20  # bytes per neuron-timestep (float32), see module docstring
+SIGMOID_ALPHA = 4.0
+SURROGATE = "atan"  # set by --surrogate: "atan" (α = 2) or "sigmoid" (α = SIGMOID_ALPHA)
 Layer = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -71,14 +76,14 @@ Layer = Callable[[torch.Tensor], torch.Tensor]
 def _snn(backend: str) -> Callable[[str], Layer]:
     def make(device: str) -> Layer:
         from snn.neurons import LIF
-        return LIF(beta=BETA, v_threshold=THRESHOLD, v_reset=0.0, surrogate="atan", backend=backend).to(device)
+        return LIF(beta=BETA, v_threshold=THRESHOLD, v_reset=0.0, surrogate=SURROGATE, backend=backend).to(device)
     return make
 
 
 def _snn_kernel(device: str) -> Layer:
     """The fused backend called directly, without the module's input checks (kernel cost)."""
     from snn.neurons import LIF, resolve_backend
-    spec = LIF(beta=BETA, v_threshold=THRESHOLD, v_reset=0.0, surrogate="atan").to(device).spec(3)
+    spec = LIF(beta=BETA, v_threshold=THRESHOLD, v_reset=0.0, surrogate=SURROGATE).to(device).spec(3)
     impl = resolve_backend("auto", device, spec)
 
     def layer(x: torch.Tensor) -> torch.Tensor:
@@ -87,7 +92,7 @@ def _snn_kernel(device: str) -> Layer:
 
 
 def _torch_loop(device: str) -> Layer:
-    """The plain PyTorch loop a user would write (ATan surrogate as an autograd.Function)."""
+    """The plain PyTorch loop a user would write (the surrogate as an autograd.Function)."""
     class Spike(torch.autograd.Function):
         @staticmethod
         def forward(ctx, z):
@@ -97,6 +102,9 @@ def _torch_loop(device: str) -> Layer:
         @staticmethod
         def backward(ctx, g):
             (z,) = ctx.saved_tensors
+            if SURROGATE == "sigmoid":
+                sg = torch.sigmoid(SIGMOID_ALPHA * z)
+                return g * (SIGMOID_ALPHA * sg * (1 - sg))
             return g / (1 + (torch.pi * z) ** 2)  # ATan, alpha = 2
 
     def layer(x: torch.Tensor) -> torch.Tensor:
@@ -115,7 +123,8 @@ def _spikingjelly(compiled: bool) -> Callable[[str], Layer]:
         from spikingjelly.activation_based import functional, neuron, surrogate
         # SJ: H = V - (V - V_reset)/tau + X with decay_input=False, so tau = 1/(1 - beta)
         node = neuron.LIFNode(tau=1.0 / (1.0 - BETA), decay_input=False, v_threshold=THRESHOLD, v_reset=0.0,
-                              surrogate_function=surrogate.ATan(), step_mode="m").to(device)
+                              surrogate_function=surrogate.Sigmoid(alpha=SIGMOID_ALPHA) if SURROGATE == "sigmoid"
+                              else surrogate.ATan(), step_mode="m").to(device)
         run = torch.compile(node) if compiled else node
 
         def layer(x: torch.Tensor) -> torch.Tensor:
@@ -126,6 +135,8 @@ def _spikingjelly(compiled: bool) -> Callable[[str], Layer]:
 
 
 def _norse(device: str) -> Layer:
+    if SURROGATE != "atan":
+        raise RuntimeError(f"norse has no {SURROGATE} surrogate")
     import norse.torch as nt
     # LIFBoxCell: v += dt·tau_mem_inv·(v_leak − v + x); dt·tau_mem_inv = 1 − beta
     # (v_norse = (1 − beta)·v, so the threshold scales by 1 − beta for the same spikes)
@@ -145,7 +156,8 @@ def _norse(device: str) -> Layer:
 def _snntorch(device: str) -> Layer:
     import snntorch
     from snntorch import surrogate
-    lif = snntorch.Leaky(beta=BETA, threshold=THRESHOLD, spike_grad=surrogate.atan(), reset_mechanism="zero").to(device)
+    grad = surrogate.sigmoid(slope=SIGMOID_ALPHA) if SURROGATE == "sigmoid" else surrogate.atan()
+    lif = snntorch.Leaky(beta=BETA, threshold=THRESHOLD, spike_grad=grad, reset_mechanism="zero").to(device)
 
     def layer(x: torch.Tensor) -> torch.Tensor:
         mem, out = lif.init_leaky(), []
@@ -293,6 +305,7 @@ def run(args: argparse.Namespace) -> dict:
             "platform": platform.platform(), "cpu": _cpu_name(),
             "torch_threads": torch.get_num_threads(),
             "bandwidth_GBps": round(bw, 2), "repeats": args.repeats, "malloc": args.malloc,
+            "surrogate": SURROGATE,
             "packages": {p: _version(p) for p in ("numba", "cupy", "spikingjelly", "norse", "snntorch")}}
     if device == "cuda":
         info["gpu"] = torch.cuda.get_device_name()
@@ -351,7 +364,7 @@ def write(report: dict, out: Path) -> None:
              f"{info.get('gpu') or info['cpu']}; torch {info['torch']}, {info['torch_threads']} torch threads"
              + (f", {info['numba_threads']} numba threads" if "numba_threads" in info else "")
              + f"; streaming bandwidth {info['bandwidth_GBps']} GB/s; median of {info['repeats']} runs; "
-             + f"allocator: {info.get('malloc', 'default')}.", "",
+             + f"allocator: {info.get('malloc', 'default')}; surrogate: {info.get('surrogate', 'atan')}.", "",
              "Floors: forward 8 B, forward+backward 20 B per neuron-timestep at the measured bandwidth.", "",
              HEADER] + [_row_md(r, report["results"]) for r in report["results"]]
     (out / "neurons.md").write_text("\n".join(lines) + "\n")
@@ -367,7 +380,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--warmup", type=int, default=2, help="untimed runs first (JIT compilation, caches)")
     p.add_argument("--steady-malloc", action="store_true",
                    help="keep freed memory in the process (glibc mallopt) so timings exclude page faults")
+    p.add_argument("--surrogate", default="atan", choices=["atan", "sigmoid"],
+                   help="surrogate derivative of every implementation (sigmoid: alpha 4; Norse has none)")
     args = p.parse_args(argv)
+    global SURROGATE
+    SURROGATE = args.surrogate
     args.malloc = "default"
     if args.steady_malloc:
         if not steady_malloc():

@@ -25,3 +25,19 @@ def test_conv_step_reports_the_three_variants_and_the_bound(tmp_path):
     bound = report["median_ms"]["torch"] / report["median_ms"]["free-neurons"]
     assert report["amdahl_bound_vs_torch"] == pytest.approx(bound)
     assert "free-neurons" in (tmp_path / "conv_step.md").read_text()
+
+
+def test_neurons_sigmoid_run_gives_the_same_spikes_and_records_the_surrogate(tmp_path):
+    mod = _load("neurons")
+    try:
+        mod.main(["--out", str(tmp_path), "--sizes", "6x2x40", "--repeats", "1", "--warmup", "0",
+                  "--surrogate", "sigmoid", "--only", "snn-torch", "snn-numba", "torch-loop"])
+    finally:
+        mod.SURROGATE = "atan"
+    report = json.loads((tmp_path / "neurons.json").read_text())
+    assert report["info"]["surrogate"] == "sigmoid"
+    rows = report["results"]
+    assert [r["impl"] for r in rows] == ["snn-torch", "snn-numba", "torch-loop"]
+    assert all("skipped" not in r and r["train_ms"] > 0 for r in rows)
+    assert len({r["firing_rate"] for r in rows}) == 1   # one LIF, three implementations
+    assert "surrogate: sigmoid" in (tmp_path / "neurons.md").read_text()
