@@ -28,12 +28,9 @@ def test_conv_step_reports_the_three_variants_and_the_bound(tmp_path):
 
 
 def test_neurons_sigmoid_run_gives_the_same_spikes_and_records_the_surrogate(tmp_path):
-    mod = _load("neurons")
-    try:
-        mod.main(["--out", str(tmp_path), "--sizes", "6x2x40", "--repeats", "1", "--warmup", "0",
-                  "--surrogate", "sigmoid", "--only", "snn-torch", "snn-numba", "torch-loop"])
-    finally:
-        mod.SURROGATE = "atan"
+    mod = _load("neurons")  # a fresh module object: the --surrogate it sets stays in it
+    mod.main(["--out", str(tmp_path), "--sizes", "6x2x40", "--repeats", "1", "--warmup", "0",
+              "--surrogate", "sigmoid", "--only", "snn-torch", "snn-numba", "torch-loop"])
     report = json.loads((tmp_path / "neurons.json").read_text())
     assert report["info"]["surrogate"] == "sigmoid"
     rows = report["results"]

@@ -42,7 +42,7 @@ def mul_rn(a, b):
 
 def exp(x):
     """``e**x``. Compiled for the CPU in float32: Cody–Waite range reduction ``x = n·ln2 + r``,
-    ``|r| ≤ ln2/2``, and Cephes' degree-7 polynomial for ``e**r`` (within 2 ulp of the exact
+    ``|r| ≤ ln2/2``, and Cephes' degree-7 polynomial for ``e**r`` (within 1 ulp of the exact
     value over the whole float32 range, subnormal results included; ``inf``/``0`` beyond it,
     NaN stays NaN), vectorisable; float64 and the CUDA target use ``math.exp``."""
     return math.exp(x)
@@ -50,16 +50,13 @@ def exp(x):
 
 @intrinsic
 def _f32_from_bits(typingctx, i):
-    """The float32 whose bit pattern is the low 32 bits of integer ``i``."""
-    if not isinstance(i, types.Integer):
+    """The float32 whose bit pattern is the low 32 bits of integer ``i`` (32 or 64 bits wide:
+    Numba widens ``int32`` arithmetic to ``int64``)."""
+    if not (isinstance(i, types.Integer) and i.bitwidth in (32, 64)):
         return None
 
     def codegen(context, builder, signature, args):
-        v = args[0]
-        if i.bitwidth > 32:
-            v = builder.trunc(v, ir.IntType(32))
-        elif i.bitwidth < 32:
-            v = builder.sext(v, ir.IntType(32)) if i.signed else builder.zext(v, ir.IntType(32))
+        v = args[0] if i.bitwidth == 32 else builder.trunc(args[0], ir.IntType(32))
         return builder.bitcast(v, ir.FloatType())
     return types.float32(i), codegen
 
