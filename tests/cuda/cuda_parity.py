@@ -17,7 +17,8 @@ from typing import Callable, Optional
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from snn.neurons import IF, LIF, PLIF
 from snn.neurons.functional import charge, multistep
@@ -108,6 +109,9 @@ def compare(run: Callable, neuron, case: Case, dtype: torch.dtype, record_v: boo
     v0 = (torch.rand((case.B,) + case.feature, generator=gen, dtype=torch.float64) * 0.5).to(ref_dtype).to(device)
     v0_f, v0_r = v0.clone().requires_grad_(), v0.clone().requires_grad_()
     ws = torch.randn((case.T, case.B) + case.feature, generator=gen, dtype=torch.float64).to(ref_dtype).to(device)
+    # spikes in a half dtype get their gradient in that dtype: weights it holds exactly, so that the
+    # reference sees the same spike gradient (parameter gradients are sums with cancellation)
+    ws = ws.to(dtype).to(ref_dtype)
     wl = torch.randn_like(v0)
     wq = torch.randn_like(ws)
     params = [p for p in neuron.parameters() if p.requires_grad]
@@ -145,7 +149,8 @@ def compare(run: Callable, neuron, case: Case, dtype: torch.dtype, record_v: boo
                 assert (gap <= tie_tol * th[bad].abs().clamp_min(1)).all(), \
                     f"spikes differ away from threshold ties (|h - th| = {gap.max().item():.3g})"
         assert ok.float().mean() > 0.5, "too many tie mismatches"
-    cmp = lambda a, b, msg: torch.testing.assert_close(a.to(ref_dtype), b, msg=msg, **tol)  # noqa: E731
+    # both sides in ref_dtype: the reference's input gradient has the (half) input's dtype
+    cmp = lambda a, b, msg: torch.testing.assert_close(a.to(ref_dtype), b.to(ref_dtype), msg=msg, **tol)  # noqa: E731,E501
     cmp(flat(vl_f, 1)[:, ok], flat(vl_r, 1)[:, ok], "v_last")
     if record_v:
         cmp(flat(vs_f)[:, ok], flat(vs_r)[:, ok], "v_seq")
@@ -163,30 +168,42 @@ def compare(run: Callable, neuron, case: Case, dtype: torch.dtype, record_v: boo
             torch.testing.assert_close(a.to(ref_dtype) / scale, b / scale, msg=f"grad {tuple(p.shape)}", **tol)
 
 
-def check_gpu_parity(backend: str, model: str, params: str, dtype: torch.dtype, case: Case) -> None:
-    """Every surrogate × reset of ``model`` on CUDA with ``backend``, against the float32 torch
-    reference (half-precision inputs get half-precision tolerances)."""
-    from snn.neurons import resolve_backend
-    run = resolve_backend(backend, "cuda", make_neuron(model, "soft", False, "fixed", "atan", 1,
-                                                       torch.float32, torch.Generator()).spec(3)).run
+def check_parity(run: Callable, model: str, params: str, dtype: torch.dtype, case: Case, device: str,
+                 exact: bool = False) -> None:
+    """Every surrogate × reset of ``model`` through ``run`` on ``device``, against the float32
+    torch reference (half-precision inputs get half-precision tolerances; ``exact``: spikes
+    must equal the reference's, with no threshold ties allowed)."""
     half = dtype != torch.float32
     for i, surrogate in enumerate(SURROGATE_NAMES):
         for reset in RESETS:
             n = make_neuron(model, reset, i % 2 == 1, params, surrogate, case.feature[0], torch.float32,
-                            torch.Generator().manual_seed(case.seed)).cuda()
-            compare(run, n, case, dtype, record_v=i % 2 == 0, exact=False, device="cuda",
+                            torch.Generator().manual_seed(case.seed)).to(device)
+            compare(run, n, case, dtype, record_v=i % 2 == 0, exact=exact, device=device,
                     ref_dtype=torch.float32, tie_tol=1e-2 if half else 1e-5,
                     tol=dict(rtol=2e-2, atol=2e-2) if half else None)
 
 
-def gpu_parity_test(backend: str) -> Callable:
-    """The GPU parity test of ``backend``: :func:`check_gpu_parity` for every model × parameter
-    option × dtype on hypothesis cases (the same test for every GPU backend)."""
+def check_gpu_parity(backend: str, model: str, params: str, dtype: torch.dtype, case: Case) -> None:
+    """:func:`check_parity` of the registered CUDA backend ``backend``."""
+    from snn.neurons import resolve_backend
+    run = resolve_backend(backend, "cuda", make_neuron(model, "soft", False, "fixed", "atan", 1,
+                                                       torch.float32, torch.Generator()).spec(3)).run
+    check_parity(run, model, params, dtype, case, "cuda")
+
+
+def parity_test(check: Callable[[str, str, torch.dtype, Case], None], max_examples: int = 3) -> Callable:
+    """A test of ``check(model, params, dtype, case)`` for every model × parameter option ×
+    GPU dtype on ``max_examples`` hypothesis cases each."""
     @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
     @pytest.mark.parametrize("params", PARAMS)
     @pytest.mark.parametrize("model", MODELS)
-    @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=max_examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(case=cases(max_T=8, max_B=3, max_dim=9))
     def test(model: str, params: str, dtype: torch.dtype, case: Case) -> None:
-        check_gpu_parity(backend, model, params, dtype, case)
+        check(model, params, dtype, case)
     return test
+
+
+def gpu_parity_test(backend: str) -> Callable:
+    """The GPU parity test of ``backend`` (the same test for every GPU backend)."""
+    return parity_test(lambda model, params, dtype, case: check_gpu_parity(backend, model, params, dtype, case))

@@ -1,18 +1,29 @@
 """GPU backend "cupy" (snn/cuda/cupy_gpu.py, snn/cuda/csrc/*.cu[h]).
 
 Everywhere: every ``.cu`` file is compiled with nvcc for sm_80 and sm_90, with the
-templates instantiated for float, __half and __nv_bfloat16 (skipped if nvcc is absent).
-With CuPy and a GPU: parity with the torch reference in float32/float16/bfloat16, on
-PyTorch's current stream and under autocast (skipped otherwise).
+templates instantiated for float, __half and __nv_bfloat16 (skipped if nvcc is absent); and
+the kernels themselves run on the host (``cuda_host.py``: the unchanged CUDA C source built
+by the host C++ compiler, launched through ``CupyLauncher``'s own argument packing) in the
+full parity suite, float32/float16/bfloat16 inputs, spikes bit-exact against the reference
+(skipped without a C++ compiler or the CUDA headers).
+With CuPy and a GPU: the same parity on the device, on PyTorch's current stream and under
+autocast (skipped otherwise).
 """
+import functools
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
+import cuda_host
+import numpy as np
 import pytest
 import torch
-from cuda_parity import gpu_parity_test
+from cuda_parity import RESETS, Case, check_parity, gpu_parity_test, make_neuron, parity_test
 
+from snn.cuda.backends import GPU_DTYPES
 from snn.cuda.cupy_gpu import KERNEL_TYPES, SOURCE_DIR
+from snn.neurons.functional import multistep
 
 NVCC = shutil.which("nvcc")
 CU_FILES = sorted(SOURCE_DIR.glob("*.cu"))
@@ -31,6 +42,68 @@ def test_cu_files_compile_with_nvcc(cu, arch, tmp_path):
                         "-Werror", "all-warnings", f"-I{SOURCE_DIR}", "-c", str(cu), "-o", str(tmp_path / "k.o")],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+
+
+HOST_REASON = cuda_host.unavailable_reason()
+host_only = pytest.mark.skipif(HOST_REASON is not None, reason=f"host run of the CUDA C kernels {HOST_REASON}")
+
+
+@functools.lru_cache(maxsize=None)
+def _host_dll():
+    with tempfile.TemporaryDirectory() as d:  # the loaded library outlives its file
+        return cuda_host.build(Path(d))
+
+
+@functools.lru_cache(maxsize=None)
+def _host_run():
+    from snn.cuda.autograd import make_run
+    return make_run(lambda: cuda_host.HostCupyLauncher(_host_dll()), GPU_DTYPES)
+
+
+@host_only
+def test_host_build_has_every_kernel_cupy_instantiates():
+    from snn.cuda.cupy_gpu import _names
+    assert sorted(cuda_host.kernel_names(_host_dll())) == sorted(_names("neuron_forward") + _names("neuron_backward"))
+    fwd = cuda_host.signature(_host_dll(), "snn::neuron_forward<__half>")
+    assert fwd[0] == ("p", 8) and ("i", 8) in fwd and ("f", 4) in fwd
+
+
+@host_only
+def test_host_argument_check_rejects_what_cupy_would_misread():
+    sig = cuda_host.signature(_host_dll(), "snn::neuron_forward<float>")
+    good = tuple(np.uint64(0) if k == "p" else np.float32(0) if k == "f" else
+                 (np.int64(0) if n == 8 else np.int32(0)) for k, n in sig)
+    cuda_host.check_arguments("fwd", sig, good)
+    i64 = next(i for i, (k, n) in enumerate(sig) if (k, n) == ("i", 8))
+    f32 = next(i for i, (k, n) in enumerate(sig) if k == "f")
+    for i, bad in [(i64, np.int32(0)), (f32, np.float64(0)), (f32, np.int32(0)), (0, 0)]:
+        with pytest.raises(TypeError, match=f"argument {i} "):
+            cuda_host.check_arguments("fwd", sig, good[:i] + (bad,) + good[i + 1:])
+    with pytest.raises(TypeError, match="arguments for"):
+        cuda_host.check_arguments("fwd", sig, good[:-1])
+
+
+test_host_parity = host_only(parity_test(
+    lambda model, params, dtype, case: check_parity(_host_run(), model, params, dtype, case, "cpu", exact=True),
+    max_examples=8))
+
+
+@host_only
+@pytest.mark.parametrize("dtype", GPU_DTYPES)
+def test_host_inference_without_autograd_matches_the_reference(dtype):
+    # no gradient wanted: the forward kernel runs without storing h (store_h = 0)
+    case = Case(T=5, B=3, feature=(4, 7), noncontiguous=False, seed=11)
+    for reset in RESETS:
+        n = make_neuron("plif", reset, False, "per_channel", "atan", 4, torch.float32, torch.Generator().manual_seed(1))
+        x = (torch.rand((case.T, case.B) + case.feature, generator=torch.Generator().manual_seed(2)) * 1.3).to(dtype)
+        v0 = torch.rand((case.B,) + case.feature) * 0.5
+        spec = n.spec(x.dim() - 1)
+        with torch.no_grad():
+            s, v_last, v_seq = _host_run()(x, v0, spec, True)
+            s_r, v_last_r, v_seq_r = multistep(x.float(), v0, spec, True)
+        assert s.dtype == dtype and torch.equal(s.float(), s_r)
+        torch.testing.assert_close(v_last, v_last_r, rtol=0, atol=0)
+        torch.testing.assert_close(v_seq, v_seq_r, rtol=0, atol=0)
 
 
 def _gpu_reason():

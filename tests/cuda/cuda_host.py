@@ -1,0 +1,133 @@
+"""The CuPy backend's CUDA C kernels, run on the host: a test stand-in for a GPU.
+
+``host/cuda_host.cpp`` includes ``snn/cuda/csrc/neuron.cu`` unchanged, with the CUDA keywords
+and intrinsics mapped to host C++ (``host/cuda_host_shim.h``) and the toolkit's own
+``cuda_fp16.h``/``cuda_bf16.h`` for the half types, and runs each launch's threads one after
+another. :class:`HostCupyLauncher` is :class:`snn.cuda.cupy_gpu.CupyLauncher` with only the
+launch replaced: the same argument tuples, passed the way CuPy passes them (a pointer to each
+argument's bytes, read as the kernel's parameter type), after a check of every argument's
+kind and size against the kernel signature. What this cannot check: NVRTC compilation (the
+nvcc compile test covers the source), device memory, streams, and the GPU's own ``expf`` and
+division rounding.
+
+Needs a host C++17 compiler (``c++``/``g++``) and the CUDA headers (found through ``nvcc``,
+``CUDA_HOME`` or ``CUDA_PATH``); :func:`unavailable_reason` says what is missing.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from snn.cuda.cupy_gpu import KERNEL_TYPES, SOURCE_DIR, THREADS, CupyLauncher
+
+HOST_DIR = Path(__file__).resolve().parent / "host"
+_KIND = {"p": "a pointer (np.uint64)", "f": "a float", "i": "a signed integer"}
+
+
+def _compiler() -> Optional[str]:
+    return shutil.which("c++") or shutil.which("g++")
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_include_dir() -> Optional[Path]:
+    """The CUDA toolkit's include folder (with ``cuda_fp16.h``), or None."""
+    candidates = [Path(os.environ[v]) / "include" for v in ("CUDA_HOME", "CUDA_PATH") if os.environ.get(v)]
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        try:
+            out = subprocess.run([nvcc, "--dryrun", "-x", "cu", "-c", os.devnull, "-o", os.devnull],
+                                 capture_output=True, text=True, timeout=60).stderr
+            candidates += [Path(p) for p in re.findall(r'INCLUDES="-I([^"]+)"', out)]
+        except (OSError, subprocess.SubprocessError):
+            pass
+        candidates.append(Path(nvcc).resolve().parents[1] / "include")
+    candidates.append(Path("/usr/local/cuda/include"))
+    return next((c for c in candidates if (c / "cuda_fp16.h").is_file() and (c / "cuda_bf16.h").is_file()), None)
+
+
+def unavailable_reason() -> Optional[str]:
+    if _compiler() is None:
+        return "needs a host C++ compiler (c++ or g++)"
+    if cuda_include_dir() is None:
+        return "needs the CUDA headers (cuda_fp16.h, cuda_bf16.h): install the CUDA toolkit or set CUDA_HOME"
+    return None
+
+
+def build(out_dir: Path) -> ctypes.CDLL:
+    """Compile ``host/cuda_host.cpp`` with the kernel sources into ``out_dir`` and load it."""
+    lib = out_dir / "snn_cuda_host.so"
+    cmd = [_compiler(), "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off", "-fPIC",
+           "-shared", "-include", str(HOST_DIR / "cuda_host_shim.h"), f"-I{SOURCE_DIR}",
+           f"-I{cuda_include_dir()}", str(HOST_DIR / "cuda_host.cpp"), "-o", str(lib)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError(f"host build of the CUDA kernels failed:\n{' '.join(cmd)}\n{r.stderr[-4000:]}")
+    dll = ctypes.CDLL(str(lib))
+    dll.snn_host_count.restype = ctypes.c_int
+    dll.snn_host_name.restype = ctypes.c_char_p
+    dll.snn_host_name.argtypes = [ctypes.c_int]
+    dll.snn_host_find.restype = ctypes.c_int
+    dll.snn_host_find.argtypes = [ctypes.c_char_p]
+    dll.snn_host_nparams.restype = ctypes.c_int
+    dll.snn_host_nparams.argtypes = [ctypes.c_int]
+    dll.snn_host_kinds.restype = ctypes.c_char_p
+    dll.snn_host_kinds.argtypes = [ctypes.c_int]
+    dll.snn_host_size.restype = ctypes.c_int
+    dll.snn_host_size.argtypes = [ctypes.c_int, ctypes.c_int]
+    dll.snn_host_launch.restype = None
+    dll.snn_host_launch.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint, ctypes.POINTER(ctypes.c_void_p)]
+    return dll
+
+
+def kernel_names(dll: ctypes.CDLL) -> list[str]:
+    return [dll.snn_host_name(k).decode() for k in range(dll.snn_host_count())]
+
+
+def signature(dll: ctypes.CDLL, name: str) -> list[tuple[str, int]]:
+    """``[(kind, size in bytes)]`` of the kernel's parameters; kind ``p``/``f``/``i``."""
+    k = dll.snn_host_find(name.encode())
+    if k < 0:
+        raise KeyError(f"kernel {name!r} is not in the host build (has: {kernel_names(dll)})")
+    kinds = dll.snn_host_kinds(k).decode()
+    return [(kinds[i], dll.snn_host_size(k, i)) for i in range(dll.snn_host_nparams(k))]
+
+
+def check_arguments(name: str, sig: list[tuple[str, int]], args: tuple) -> None:
+    """Raise TypeError unless ``args`` has one NumPy scalar of the right kind and size for each
+    kernel parameter (what CuPy needs to pass them correctly)."""
+    if len(args) != len(sig):
+        raise TypeError(f"{name}: {len(args)} arguments for {len(sig)} parameters")
+    for i, (a, (kind, size)) in enumerate(zip(args, sig)):
+        if not isinstance(a, np.generic):
+            raise TypeError(f"{name}: argument {i} is a Python {type(a).__name__}; pass a NumPy scalar")
+        got = "p" if a.dtype == np.uint64 else "f" if a.dtype.kind == "f" else "i" if a.dtype.kind == "i" else "?"
+        if got != kind or a.dtype.itemsize != size:
+            raise TypeError(f"{name}: argument {i} is {a.dtype} but the parameter is {_KIND.get(kind, kind)} "
+                            f"of {size} bytes")
+
+
+class HostCupyLauncher(CupyLauncher):
+    """:class:`CupyLauncher` whose launches run the CUDA C kernels on the host, on CPU tensors."""
+
+    name = "cupy-host"
+
+    def __init__(self, dll: ctypes.CDLL):
+        self.dll = dll
+
+    def _launch(self, device: torch.device, kernel: str, dtype: torch.dtype, N: int, args: tuple) -> None:
+        assert device.type == "cpu", "the host launcher runs on CPU tensors"
+        name = f"snn::{kernel}<{KERNEL_TYPES[dtype]}>"
+        check_arguments(name, signature(self.dll, name), args)
+        values = [np.array([a]) for a in args]  # each argument's bytes, kept alive for the call
+        params = (ctypes.c_void_p * len(values))(*[v.ctypes.data for v in values])
+        self.dll.snn_host_launch(self.dll.snn_host_find(name.encode()), (N + THREADS - 1) // THREADS, THREADS,
+                                 params)
