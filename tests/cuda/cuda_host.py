@@ -65,7 +65,7 @@ def unavailable_reason() -> Optional[str]:
 def build(out_dir: Path) -> ctypes.CDLL:
     """Compile ``host/cuda_host.cpp`` with the kernel sources into ``out_dir`` and load it."""
     lib = out_dir / "snn_cuda_host.so"
-    cmd = [_compiler(), "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off", "-fPIC",
+    cmd = [_compiler(), "-std=c++17", "-O2", "-Wall", "-Werror", "-ffp-contract=off", "-fPIC",
            "-shared", "-include", str(HOST_DIR / "cuda_host_shim.h"), f"-I{SOURCE_DIR}",
            f"-I{cuda_include_dir()}", str(HOST_DIR / "cuda_host.cpp"), "-o", str(lib)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

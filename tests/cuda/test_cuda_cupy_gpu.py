@@ -106,6 +106,47 @@ def test_host_inference_without_autograd_matches_the_reference(dtype):
         torch.testing.assert_close(v_seq, v_seq_r, rtol=0, atol=0)
 
 
+
+@host_only
+def test_host_kernels_behind_a_layer_under_autocast(monkeypatch):
+    # the module path a GPU user takes (autocast bf16 input, float32 state, per-channel
+    # learnable threshold and time constant, a carried state), on the host-run CUDA C kernels
+    from snn.neurons import PLIF, backends
+    from snn.neurons.backends import Backend
+    from snn.state import stateful
+    monkeypatch.setitem(backends._REGISTRY, ("cupy-host", "cpu"), Backend("cupy-host", "cpu", _host_run(), priority=-1))
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(6, 4 * 5)
+    x = torch.rand(7, 3, 6) * 2
+    wts = torch.randn(7, 3, 4, 5).to(torch.bfloat16).float()  # a spike gradient bf16 holds exactly
+    n = PLIF(num_channels=4, learn_threshold=True, backend="cupy-host", v_reset=None)
+    with torch.no_grad():
+        n.w.copy_(torch.randn(4))
+        n.v_threshold.copy_(0.5 + torch.rand(4))
+    ref = PLIF(num_channels=4, learn_threshold=True, backend="torch", v_reset=None)
+    ref.load_state_dict(n.state_dict())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z = lin(x).view(7, 3, 4, 5)
+    assert z.dtype == torch.bfloat16
+    z.retain_grad()
+    out = n(z)
+    assert out.dtype == torch.bfloat16 and n.backend_used == "cupy-host"
+    zr = z.detach().float().requires_grad_()
+    out_r = ref(zr)
+    assert torch.equal(out.float(), out_r)
+    (out.float() * wts).sum().backward()
+    (out_r * wts).sum().backward()
+    torch.testing.assert_close(z.grad.float(), zr.grad, rtol=2e-2, atol=2e-2)
+    for p, q in ((n.w, ref.w), (n.v_threshold, ref.v_threshold)):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-4)
+    assert lin.weight.grad is not None and torch.isfinite(lin.weight.grad).all()
+    # streaming: the carried state is float32 and the next chunk continues from it
+    with stateful(n), stateful(ref):
+        for chunk in (z[:3], z[3:]):
+            assert torch.equal(n(chunk.detach()).float(), ref(chunk.detach().float()))
+            assert n.v.dtype == torch.float32
+
+
 def _gpu_reason():
     if not torch.cuda.is_available():
         return "needs a CUDA GPU"
