@@ -17,15 +17,25 @@ from torch import Tensor
 
 from snn.cuda.params import KernelConfig
 
-__all__ = ["CupyLauncher", "SOURCE_DIR", "KERNEL_TYPES", "load_module"]
+__all__ = ["CupyLauncher", "SOURCE_DIR", "KERNEL_TYPES", "load_module", "kernel_name", "blocks"]
 
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
 KERNEL_TYPES = {torch.float32: "float", torch.float16: "__half", torch.bfloat16: "__nv_bfloat16"}
 THREADS = 128
 
 
+def kernel_name(kernel: str, dtype: torch.dtype) -> str:
+    """The name expression of ``kernel``'s instance for ``dtype`` inputs, e.g. ``snn::neuron_forward<__half>``."""
+    return f"snn::{kernel}<{KERNEL_TYPES[dtype]}>"
+
+
+def blocks(N: int) -> int:
+    """Thread blocks of :data:`THREADS` for ``N`` neurons (one thread each)."""
+    return (N + THREADS - 1) // THREADS
+
+
 def _names(kernel: str) -> list[str]:
-    return [f"snn::{kernel}<{t}>" for t in KERNEL_TYPES.values()]
+    return [kernel_name(kernel, dtype) for dtype in KERNEL_TYPES]
 
 
 @functools.lru_cache(maxsize=None)
@@ -47,7 +57,7 @@ def load_module(device_index: int):
 
 @functools.lru_cache(maxsize=None)
 def _kernel(device_index: int, kernel: str, dtype: torch.dtype):
-    return load_module(device_index).get_function(f"snn::{kernel}<{KERNEL_TYPES[dtype]}>")
+    return load_module(device_index).get_function(kernel_name(kernel, dtype))
 
 
 def _ptr(t: torch.Tensor) -> np.uint64:
@@ -68,7 +78,7 @@ class CupyLauncher:
 
         index = device.index if device.index is not None else torch.cuda.current_device()
         fn = _kernel(index, kernel, dtype)
-        grid = ((N + THREADS - 1) // THREADS,)
+        grid = (blocks(N),)
         with cupy.cuda.Device(index):
             stream = cupy.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream)
             with stream:

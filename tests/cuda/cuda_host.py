@@ -27,7 +27,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from snn.cuda.cupy_gpu import KERNEL_TYPES, SOURCE_DIR, THREADS, CupyLauncher
+from snn.cuda.cupy_gpu import SOURCE_DIR, THREADS, CupyLauncher, blocks, kernel_name
 
 HOST_DIR = Path(__file__).resolve().parent / "host"
 _KIND = {"p": "a pointer (np.uint64)", "f": "a float", "i": "a signed integer"}
@@ -122,12 +122,15 @@ class HostCupyLauncher(CupyLauncher):
 
     def __init__(self, dll: ctypes.CDLL):
         self.dll = dll
+        self._kernels: dict[str, tuple[int, list[tuple[str, int]]]] = {}  # name -> (index, signature)
 
     def _launch(self, device: torch.device, kernel: str, dtype: torch.dtype, N: int, args: tuple) -> None:
         assert device.type == "cpu", "the host launcher runs on CPU tensors"
-        name = f"snn::{kernel}<{KERNEL_TYPES[dtype]}>"
-        check_arguments(name, signature(self.dll, name), args)
+        name = kernel_name(kernel, dtype)
+        if name not in self._kernels:
+            self._kernels[name] = (self.dll.snn_host_find(name.encode()), signature(self.dll, name))
+        index, sig = self._kernels[name]
+        check_arguments(name, sig, args)
         values = [np.array([a]) for a in args]  # each argument's bytes, kept alive for the call
         params = (ctypes.c_void_p * len(values))(*[v.ctypes.data for v in values])
-        self.dll.snn_host_launch(self.dll.snn_host_find(name.encode()), (N + THREADS - 1) // THREADS, THREADS,
-                                 params)
+        self.dll.snn_host_launch(index, blocks(N), THREADS, params)

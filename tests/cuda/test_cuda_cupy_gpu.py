@@ -19,7 +19,7 @@ import cuda_host
 import numpy as np
 import pytest
 import torch
-from cuda_parity import RESETS, Case, check_parity, gpu_parity_test, make_neuron, parity_test
+from cuda_parity import RESETS, check_parity, gpu_parity_test, make_neuron, parity_test
 
 from snn.cuda.backends import GPU_DTYPES
 from snn.cuda.cupy_gpu import KERNEL_TYPES, SOURCE_DIR
@@ -92,11 +92,11 @@ test_host_parity = host_only(parity_test(
 @pytest.mark.parametrize("dtype", GPU_DTYPES)
 def test_host_inference_without_autograd_matches_the_reference(dtype):
     # no gradient wanted: the forward kernel runs without storing h (store_h = 0)
-    case = Case(T=5, B=3, feature=(4, 7), noncontiguous=False, seed=11)
+    shape = (5, 3, 4, 7)  # [T, B, C, F]
     for reset in RESETS:
         n = make_neuron("plif", reset, False, "per_channel", "atan", 4, torch.float32, torch.Generator().manual_seed(1))
-        x = (torch.rand((case.T, case.B) + case.feature, generator=torch.Generator().manual_seed(2)) * 1.3).to(dtype)
-        v0 = torch.rand((case.B,) + case.feature) * 0.5
+        x = (torch.rand(shape, generator=torch.Generator().manual_seed(2)) * 1.3).to(dtype)
+        v0 = torch.rand(shape[1:]) * 0.5
         spec = n.spec(x.dim() - 1)
         with torch.no_grad():
             s, v_last, v_seq = _host_run()(x, v0, spec, True)
