@@ -19,7 +19,6 @@ from typing import Optional, Protocol
 import torch
 from torch import Tensor
 
-from snn.delays.layout import to_blocks
 
 __all__ = ["DelayLauncher", "FusedDelayConv", "fused_delay_conv"]
 
@@ -35,6 +34,11 @@ class DelayLauncher(Protocol):
 
     def chunk(self, batch: int) -> int:
         """Samples converted to the blocked layout at a time (a multiple of ``block``)."""
+
+    def to_blocks(self, x: Tensor, Bc: int, front: int = 0, back: int = 0,
+                  history: Optional[Tensor] = None, out: Optional[Tensor] = None) -> Tensor:
+        """The blocked layout of ``x`` (:func:`snn.delays.layout.to_blocks`, which it must equal),
+        written into ``out`` when that is a previous result of the same shape."""
 
     def accumulate(self, src: Tensor, taps: Tensor, base: Tensor, ustep: int, Bc: int, b0: int,
                    out: Tensor) -> None:
@@ -72,8 +76,9 @@ class FusedDelayConv(torch.autograd.Function):
         hd = None if history is None else history.detach()
         base = ((D - start) * Bc).contiguous()
         out = x.new_empty(T, B, O)
+        src = None  # one blocked buffer for all chunks
         for b0, b1 in _chunks(B, chunk):
-            src = to_blocks(xd[:, b0:b1], Bc, front=D, history=None if hd is None else hd[:, b0:b1])
+            src = launcher.to_blocks(xd[:, b0:b1], Bc, front=D, history=None if hd is None else hd[:, b0:b1], out=src)
             launcher.accumulate(src, v, base, -Bc, Bc, b0, out)
         ctx.save_for_backward(xd, hd, v, start)
         ctx.meta = (launcher, D, values.dtype, inert_zeros)
@@ -99,12 +104,14 @@ class FusedDelayConv(torch.autograd.Function):
         gvals = torch.empty_like(v) if need_v else None
         # inert zeros: the zero taps of a synapse with a non-zero tap get no gradient (stays 0)
         skip = (v == 0) & (v != 0).any(-1, keepdim=True) if need_v and inert_zeros else None
+        g = src = None  # one blocked buffer each for all chunks
         for k, (b0, b1) in enumerate(_chunks(B, chunk)):
-            g = to_blocks(gy[:, b0:b1], Bc, front=front, back=D)
+            g = launcher.to_blocks(gy[:, b0:b1], Bc, front=front, back=D, out=g)
             if gseq is not None:
                 launcher.accumulate(g, vt, base_t, Bc, Bc, b0, gseq)
             if gvals is not None:
-                src = to_blocks(x[:, b0:b1], Bc, front=D, history=None if h is None else h[:, b0:b1])
+                src = launcher.to_blocks(x[:, b0:b1], Bc, front=D, history=None if h is None else h[:, b0:b1],
+                                         out=src)
                 launcher.correlate(src, g, front * Bc, T * Bc, base, -Bc, gvals, k > 0, skip)
         gx = gseq[front:] if need_x else None
         gh = gseq[:front] if need_h else None

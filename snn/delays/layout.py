@@ -14,17 +14,32 @@ from typing import Optional
 
 from torch import Tensor
 
-__all__ = ["to_blocks"]
+__all__ = ["to_blocks", "blocks_buffer"]
 
 
-def to_blocks(x: Tensor, Bc: int, front: int = 0, back: int = 0, history: Optional[Tensor] = None) -> Tensor:
+def blocks_buffer(x: Tensor, Bc: int, front: int, back: int, out: Optional[Tensor]) -> Tensor:
+    """``out`` viewed as ``[NB, C, steps, Bc]`` when it is the blocked layout's shape and dtype for
+    ``x``, else a new buffer: the batch chunks of one call reuse one buffer (a fresh
+    multi-MB allocation per chunk would be page-faulted in each time)."""
+    T, B, C = x.shape
+    shape = (-(-B // Bc), C, front + T + back, Bc)
+    if out is not None and out.dtype == x.dtype and out.device == x.device and out.is_contiguous() \
+            and tuple(out.shape) == (shape[0], C, shape[2] * Bc):
+        return out.view(shape)
+    return x.new_empty(shape)
+
+
+def to_blocks(x: Tensor, Bc: int, front: int = 0, back: int = 0, history: Optional[Tensor] = None,
+              out: Optional[Tensor] = None) -> Tensor:
     """``[T, B, C]`` → ``[NB, C, (front + T + back)·Bc]`` (zeros in the padding).
 
     ``history`` (``[front, B, C]``) fills the leading ``front`` timesteps instead of zeros.
+    ``out``: a previous result to overwrite when it has this result's shape (see
+    :func:`blocks_buffer`).
     """
     T, B, C = x.shape
     NB = -(-B // Bc)
-    out = x.new_empty(NB, C, front + T + back, Bc)
+    out = blocks_buffer(x, Bc, front, back, out)
 
     def fill(dst: Tensor, seq: Tensor) -> None:  # dst [NB, C, steps, Bc] ← seq [steps, B, C]
         full = B // Bc

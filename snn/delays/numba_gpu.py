@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from numba import config, cuda, float32
 
+from snn.delays.layout import to_blocks
+
 __all__ = ["NumbaCudaDelayLauncher", "accumulate_kernel", "correlate_kernel", "THREADS"]
 
 _SIM = bool(config.ENABLE_CUDASIM)
@@ -100,6 +102,9 @@ class NumbaCudaDelayLauncher:
 
     def chunk(self, batch: int) -> int:
         return max(batch, 1)
+
+    def to_blocks(self, x, Bc, front=0, back=0, history=None, out=None):
+        return to_blocks(x, Bc, front, back, history, out)
 
     def accumulate(self, src, taps, base, ustep, Bc, b0, out) -> None:
         T, _, R = out.shape

@@ -1,4 +1,5 @@
 """Fused delay kernels (backend "numba" on CPU) against the dense conv1d reference."""
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
@@ -196,3 +197,46 @@ def test_bad_inputs_raise_clear_errors(backend):
         delay_conv(x, taps, torch.zeros(4, 2, 4), backend=backend)
     with pytest.raises(ValueError, match="unknown delay backend 'cuda'.*auto.*numba.*torch"):
         delay_conv(x, taps, backend="cuda")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows,cols", [(16, 1600), (256, 800), (3, 5), (1, 1)])
+def test_accumulator_buffer_is_zeroed_and_cache_line_aligned(dtype, rows, cols):
+    from snn.delays.cpu import zeros_aligned
+
+    for _ in range(4):  # several allocations: Numba's own alignment (32 B) is hit or miss
+        a = zeros_aligned(rows, cols, np.empty(1, dtype))
+        assert a.shape == (rows, cols) and a.dtype == dtype and a.flags.c_contiguous
+        assert a.ctypes.data % 64 == 0
+        assert not a.any()
+
+
+@settings(max_examples=25, deadline=None)
+@given(T=st.integers(1, 9), B=st.integers(1, 40), C=st.integers(1, 7), front=st.integers(0, 4), back=st.integers(0, 3),
+       hist=st.booleans(), view=st.sampled_from(["contiguous", "batch-slice", "expanded"]),
+       dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_cpu_blocked_layout_equals_the_torch_layout(T, B, C, front, back, hist, view, dtype):
+    from snn.delays.layout import to_blocks
+
+    g = torch.Generator().manual_seed(T * 1000 + B * 10 + C)
+    if view == "contiguous":
+        x = torch.randn(T, B, C, generator=g, dtype=dtype)
+    elif view == "batch-slice":
+        x = torch.randn(T, B + 3, C, generator=g, dtype=dtype)[:, 2:B + 2]
+    else:  # e.g. the output gradient of a sum: stride 0 along batch and channels
+        x = torch.randn(T, 1, 1, generator=g, dtype=dtype).expand(T, B, C)
+    h = torch.randn(front, B, C, generator=g, dtype=torch.float32) if hist and front else None
+    L = CpuDelayLauncher()
+    Bc = L.block(B)
+    want = to_blocks(x, Bc, front, back, h)
+    got = L.to_blocks(x, Bc, front, back, h)
+    assert got.dtype == want.dtype and torch.equal(got, want)
+    # a previous result is overwritten in place (every element, padding included) ...
+    stale = torch.full_like(got, float("nan"))
+    for fn in (to_blocks, L.to_blocks):
+        again = fn(x, Bc, front, back, h, out=stale)
+        assert again.data_ptr() == stale.data_ptr() and torch.equal(again, want)
+        stale.fill_(float("nan"))
+    # ... but never one of another shape or dtype
+    for other in (torch.empty(1, 1, 1, dtype=dtype), torch.empty_like(got, dtype=torch.float16)):
+        assert torch.equal(L.to_blocks(x, Bc, front, back, h, out=other), want)
