@@ -41,8 +41,9 @@ from snn.numba_target import prefer_wide_vectors
 
 prefer_wide_vectors()  # before anything is compiled (see snn.numba_target)
 
-__all__ = ["CpuDelayLauncher", "zeros_aligned", "fill_blocks", "accumulate", "correlate", "accumulate_serial",
-           "correlate_serial", "RB", "SB", "LC", "RB_SINGLE_TAP", "SB_SINGLE_TAP", "LC_SINGLE_TAP", "SERIAL_BELOW"]
+__all__ = ["CpuDelayLauncher", "zeros_aligned", "fill_blocks", "fill_blocks_serial", "accumulate", "correlate",
+           "accumulate_serial", "correlate_serial", "RB", "SB", "LC", "RB_SINGLE_TAP", "SB_SINGLE_TAP", "LC_SINGLE_TAP",
+           "SERIAL_BELOW", "FILL_SERIAL_BELOW"]
 
 # reassociation (vectorised sums) and contraction (FMA) only: NaN and inf keep IEEE semantics
 _OPTS = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy", boundscheck=False)
@@ -54,6 +55,7 @@ LC = 1600   # elements of a row per job (100 timesteps × 16 samples = 6.4 kB fl
 LC_SINGLE_TAP = 800
 # (tuned on a 2-core AVX-512 sandbox at the SHD size, 1 and 2 threads: benchmarks/delays.py)
 SERIAL_BELOW = 1 << 20  # multiply-adds under which waking the thread pool costs more than it saves
+FILL_SERIAL_BELOW = 1 << 16  # the same for the layout pass, in elements written (streaming steps)
 
 
 @njit(**_OPTS)
@@ -312,40 +314,52 @@ def correlate_serial(src, g, goff, L, base, ustep, gt, add, rb, sb, lc, skip, us
         _correlate_job(job, src, g, goff, L, base, ustep, gt, add, rb, sb, lc, skip, use_skip)
 
 
+@njit(**_OPTS)
+def _fill_step(x, history, has_history, out, front, t):  # pragma: no cover - compiled
+    T, B, C = x.shape
+    NB, _, steps, Bc = out.shape
+    full = B // Bc
+    zero = out.dtype.type(0)
+    if front <= t < front + T:
+        seq = x[t - front]
+    elif has_history and t < front:
+        seq = history[t]
+    else:
+        for nb in range(NB):
+            for c in range(C):
+                out[nb, c, t, :] = zero
+        return
+    for nb in range(full):
+        blk = seq[nb * Bc:nb * Bc + Bc]
+        for c in range(C):
+            row = out[nb, c, t]
+            for bi in range(Bc):
+                row[bi] = blk[bi, c]
+    if full < NB:
+        rest = B - full * Bc
+        for c in range(C):
+            row = out[full, c, t]
+            for bi in range(rest):
+                row[bi] = seq[full * Bc + bi, c]
+            for bi in range(rest, Bc):
+                row[bi] = zero
+
+
 @njit(parallel=True, **_OPTS)
 def fill_blocks(x, history, has_history, out, front):  # pragma: no cover - compiled
     """``out [NB, C, steps, Bc]`` ← time-first ``x [T, B, C]`` at steps ``front … front + T − 1``,
     ``history [front, B, C]`` (when ``has_history``) before it, zeros elsewhere and in the
     samples past ``B`` (the layout of :func:`snn.delays.layout.to_blocks`). Parallel over
-    timesteps; each step reads ``x[t]`` once while writing one 64-byte line per channel."""
-    T, B, C = x.shape
-    NB, _, steps, Bc = out.shape
-    full = B // Bc
-    zero = out.dtype.type(0)
-    for t in prange(steps):
-        if front <= t < front + T:
-            seq = x[t - front]
-        elif has_history and t < front:
-            seq = history[t]
-        else:
-            for nb in range(NB):
-                for c in range(C):
-                    out[nb, c, t, :] = zero
-            continue
-        for nb in range(full):
-            blk = seq[nb * Bc:nb * Bc + Bc]
-            for c in range(C):
-                row = out[nb, c, t]
-                for bi in range(Bc):
-                    row[bi] = blk[bi, c]
-        if full < NB:
-            rest = B - full * Bc
-            for c in range(C):
-                row = out[full, c, t]
-                for bi in range(rest):
-                    row[bi] = seq[full * Bc + bi, c]
-                for bi in range(rest, Bc):
-                    row[bi] = zero
+    timesteps; each step reads ``x[t]`` once and writes one ``Bc``-sample row per channel
+    (a 64-byte line for 16 float32 samples)."""
+    for t in prange(out.shape[2]):
+        _fill_step(x, history, has_history, out, front, t)
+
+
+@njit(**_OPTS)
+def fill_blocks_serial(x, history, has_history, out, front):  # pragma: no cover - compiled
+    for t in range(out.shape[2]):
+        _fill_step(x, history, has_history, out, front, t)
 
 
 def _single_tap_rows(R: int, L: int, parallel: bool) -> int:
@@ -378,7 +392,8 @@ class CpuDelayLauncher:
         permuted copy is 1.2-2.3× slower at the SHD shapes."""
         buf = blocks_buffer(x, Bc, front, back, out)
         hist = _np(history.to(x.dtype)) if history is not None else np.zeros((1, 1, 1), _np(x).dtype)
-        fill_blocks(_np(x), hist, history is not None, _np(buf), np.int64(front))
+        fn = fill_blocks if buf.numel() >= FILL_SERIAL_BELOW else fill_blocks_serial
+        fn(_np(x), hist, history is not None, _np(buf), np.int64(front))
         return buf.view(buf.shape[0], buf.shape[1], -1)
 
     def accumulate(self, src: torch.Tensor, taps: torch.Tensor, base: torch.Tensor, ustep: int, Bc: int, b0: int,

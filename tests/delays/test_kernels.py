@@ -6,6 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from snn.delays import Taps, delay_conv, dense_delay_conv, taps_to_dense
 from snn.delays.autograd import FusedDelayConv
+from snn.delays import cpu
 from snn.delays.cpu import CpuDelayLauncher
 
 TOL = {torch.float32: dict(rtol=1e-4, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=1e-12)}
@@ -229,8 +230,13 @@ def test_cpu_blocked_layout_equals_the_torch_layout(T, B, C, front, back, hist, 
     L = CpuDelayLauncher()
     Bc = L.block(B)
     want = to_blocks(x, Bc, front, back, h)
-    got = L.to_blocks(x, Bc, front, back, h)
-    assert got.dtype == want.dtype and torch.equal(got, want)
+    saved = cpu.FILL_SERIAL_BELOW
+    try:
+        for cpu.FILL_SERIAL_BELOW in (0, 1 << 62):  # the parallel and the serial build
+            got = L.to_blocks(x, Bc, front, back, h)
+            assert got.dtype == want.dtype and torch.equal(got, want)
+    finally:
+        cpu.FILL_SERIAL_BELOW = saved
     # a previous result is overwritten in place (every element, padding included) ...
     stale = torch.full_like(got, float("nan"))
     for fn in (to_blocks, L.to_blocks):
