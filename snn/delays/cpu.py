@@ -15,10 +15,14 @@ contiguous elements; a delay is a shift along a row) with per-synapse windows of
 Cost: ``B·T·N_out·N_in·W`` multiply-adds each, against ``B·T·N_out·N_in·(D + 1)`` for a dense
 convolution. Work split (``accumulate``): jobs of (batch block, ``RB`` rows, ``LC`` elements of
 time) go to threads; inside a job, ``SB`` source rows at a time are streamed through L1 and
-every tap of the ``RB`` rows that reads them is applied while they are there, up to eight
-taps per pass over the accumulator (a 64-byte-aligned buffer, :func:`zeros_aligned`). Taps
-that are exactly zero (outside a truncated window) are skipped; with one tap per synapse
-(integer delays) the taps are read straight from ``taps``/``base``, eight sources at a time.
+every tap of the ``RB`` rows that reads them is applied while they are there, into a
+64-byte-aligned accumulator (:func:`zeros_aligned`). Each synapse's window is first trimmed to
+its first … last non-zero tap (taps outside a truncated window are exact zeros). A window of
+:data:`FIR_MIN_TAPS` taps or more (with ``Bc = 16``) is applied as a register-blocked FIR
+filter (:func:`snn.delays.fir_cpu.fir_accumulate`: each source vector loaded once for all its
+taps); shorter ones go into a tap list applied up to eight taps per pass over the accumulator.
+With one tap per synapse (integer delays) the taps are read straight from ``taps``/``base``,
+eight sources at a time.
 ``correlate`` splits over blocks of ``RB`` rows (each thread owns its rows of ``gtaps``) and
 computes up to eight dot products per pass over a row of the output gradient.
 :func:`fill_blocks` builds the blocked layout itself (one pass, parallel over timesteps).
@@ -36,6 +40,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from snn.delays.fir_cpu import LANES, fir_accumulate
 from snn.delays.layout import blocks_buffer
 from snn.numba_target import prefer_wide_vectors
 
@@ -56,6 +61,7 @@ LC_SINGLE_TAP = 800
 # (tuned on a 2-core AVX-512 sandbox at the SHD size, 1 and 2 threads: benchmarks/delays.py)
 SERIAL_BELOW = 1 << 20  # multiply-adds under which waking the thread pool costs more than it saves
 FILL_SERIAL_BELOW = 1 << 16  # the same for the layout pass, in elements written (streaming steps)
+FIR_MIN_TAPS = 5  # trimmed windows of this many taps or more run as register-blocked FIR filters (fir_cpu)
 
 
 @njit(**_OPTS)
@@ -107,7 +113,7 @@ def _fma1(acc, m, x0, k0):  # pragma: no cover - compiled
 
 
 @njit(**_OPTS)
-def _accumulate_job(job, src, taps, base, ustep, out, Bc, b0, rb, sb, lc):  # pragma: no cover - compiled
+def _accumulate_job(job, src, taps, base, ustep, out, Bc, b0, rb, sb, lc, fir_min):  # pragma: no cover - compiled
     S = src.shape[1]
     T = out.shape[0]
     B = out.shape[1]
@@ -122,14 +128,16 @@ def _accumulate_job(job, src, taps, base, ustep, out, Bc, b0, rb, sb, lc):  # pr
     r1 = min(R, r0 + rb)
     c0 = (rem % nlc) * lc
     m = min(lc, L - c0)
+    nsteps = m // Bc
+    accb = zeros_aligned(rb, lc, out)
+    kk = np.empty(W, taps.dtype)
     rows = np.empty(sb * W, np.int64)
     offs = np.empty(sb * W, np.int64)
     vals = np.empty(sb * W, taps.dtype)
-    accb = zeros_aligned(rb, lc, out)
     for s0 in range(0, S, sb):
         s1 = min(S, s0 + sb)
         if W == 1 and s1 - s0 == 8:
-            # integer delays: one tap per synapse, straight from taps/base (no tap list)
+            # integer delays: one tap per synapse, straight from taps/base, eight sources per pass
             for r in range(r0, r1):
                 o = base[r, s0:s1]
                 k = taps[r, s0:s1, 0]
@@ -140,17 +148,39 @@ def _accumulate_job(job, src, taps, base, ustep, out, Bc, b0, rb, sb, lc):  # pr
                       k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7])
             continue
         for r in range(r0, r1):
+            acc = accb[r - r0, :m]
             q = 0
             for s in range(s0, s1):
+                # the window trimmed to its first … last non-zero tap (all-zero synapses skipped)
+                lo = 0
+                while lo < W and taps[r, s, lo] == 0:
+                    lo += 1
+                if lo == W:
+                    continue
+                hi = W - 1
+                while taps[r, s, hi] == 0:
+                    hi -= 1
+                w = hi - lo + 1
+                if w >= fir_min:
+                    # a register-blocked FIR filter in time order: kk[v] reads the source v steps earlier
+                    if ustep < 0:
+                        for v in range(w):
+                            kk[v] = taps[r, s, lo + v]
+                        first = base[r, s] + c0 + hi * ustep
+                    else:
+                        for v in range(w):
+                            kk[v] = taps[r, s, hi - v]
+                        first = base[r, s] + c0 + lo * ustep
+                    fir_accumulate(acc, src[nb, s, first:], kk, nsteps, w)
+                    continue
                 b = base[r, s] + c0
-                for u in range(W):
+                for u in range(lo, hi + 1):  # short windows: into the tap list, eight taps per pass
                     v = taps[r, s, u]
                     if v != 0:
                         rows[q] = s
                         offs[q] = b + u * ustep
                         vals[q] = v
                         q += 1
-            acc = accb[r - r0, :m]
             p = 0
             while p + 8 <= q:
                 _fma8(acc, m, src[nb, rows[p], offs[p]:], src[nb, rows[p + 1], offs[p + 1]:],
@@ -291,15 +321,15 @@ def _correlate_job(job, src, g, goff, L, base, ustep, gt, add, rb, sb, lc, skip,
 # Separate drivers (not one function compiled twice: Numba's cache would then hand the
 # serial build to the parallel dispatcher, both being keyed by the same source function).
 @njit(parallel=True, **_OPTS)
-def accumulate(src, taps, base, ustep, out, Bc, b0, rb, sb, lc):  # pragma: no cover - compiled
+def accumulate(src, taps, base, ustep, out, Bc, b0, rb, sb, lc, fir_min):  # pragma: no cover - compiled
     for job in prange(_accumulate_jobs(src, out, Bc, rb, lc)):
-        _accumulate_job(job, src, taps, base, ustep, out, Bc, b0, rb, sb, lc)
+        _accumulate_job(job, src, taps, base, ustep, out, Bc, b0, rb, sb, lc, fir_min)
 
 
 @njit(**_OPTS)
-def accumulate_serial(src, taps, base, ustep, out, Bc, b0, rb, sb, lc):  # pragma: no cover - compiled
+def accumulate_serial(src, taps, base, ustep, out, Bc, b0, rb, sb, lc, fir_min):  # pragma: no cover - compiled
     for job in range(_accumulate_jobs(src, out, Bc, rb, lc)):
-        _accumulate_job(job, src, taps, base, ustep, out, Bc, b0, rb, sb, lc)
+        _accumulate_job(job, src, taps, base, ustep, out, Bc, b0, rb, sb, lc, fir_min)
 
 
 @njit(parallel=True, **_OPTS)
@@ -381,7 +411,7 @@ class CpuDelayLauncher:
     name = "numba"
 
     def block(self, batch: int) -> int:
-        return 16 if batch >= 16 else max(batch, 1)
+        return LANES if batch >= LANES else max(batch, 1)
 
     def chunk(self, batch: int) -> int:
         return self.block(batch)
@@ -406,7 +436,9 @@ class CpuDelayLauncher:
             rb, sb, lc = _single_tap_rows(out.shape[2], out.shape[0] * Bc, parallel), SB_SINGLE_TAP, LC_SINGLE_TAP
         else:
             rb, sb, lc = RB, SB, LC
-        fn(_np(src), _np(taps), _np(base), np.int64(ustep), _np(out), np.int64(Bc), np.int64(b0), rb, sb, lc)
+        lc = max(Bc, lc - lc % Bc)  # whole timesteps
+        fir_min = FIR_MIN_TAPS if Bc == LANES else W + 1  # the FIR filter works on blocks of LANES samples
+        fn(_np(src), _np(taps), _np(base), np.int64(ustep), _np(out), np.int64(Bc), np.int64(b0), rb, sb, lc, fir_min)
 
     def correlate(self, src: torch.Tensor, g: torch.Tensor, goff: int, L: int, base: torch.Tensor,
                   ustep: int, gtaps: torch.Tensor, add: bool, skip: Optional[torch.Tensor] = None) -> None:

@@ -89,10 +89,10 @@ def test_spike_inputs_at_shd_like_scale():
 @pytest.mark.parametrize("W", [1, 4])
 def test_parallel_job_split_matches_reference(monkeypatch, W):
     """The prange drivers with jobs much smaller than the problem: several row blocks with a
-    ragged last one, time chunks that do not end on a timestep, a ragged last batch block."""
+    ragged last one, time chunks of two timesteps (a ragged last one), a ragged last batch block."""
     import snn.delays.cpu as cpu
-    for name, value in dict(SERIAL_BELOW=0, RB=3, RB_SINGLE_TAP=5, SB=2, SB_SINGLE_TAP=3, LC=40,
-                            LC_SINGLE_TAP=24).items():
+    for name, value in dict(SERIAL_BELOW=0, RB=3, RB_SINGLE_TAP=5, SB=2, SB_SINGLE_TAP=3, LC=32,
+                            LC_SINGLE_TAP=48).items():
         monkeypatch.setattr(cpu, name, value)
     g = torch.Generator().manual_seed(4)
     x = (torch.rand(11, 37, 13, generator=g) < 0.3).float()
@@ -102,6 +102,31 @@ def test_parallel_job_split_matches_reference(monkeypatch, W):
     torch.testing.assert_close(y1, y0, rtol=1e-4, atol=1e-4)
     for a, b in zip(g1, g0):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("fir_min", [1, 99])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fir_and_tap_list_paths_match_reference(monkeypatch, fir_min, dtype):
+    """The two ways the accumulate kernel applies a window — register-blocked FIR filters
+    (every window, ``FIR_MIN_TAPS = 1``) and the tap-list passes (none, ``99``) — on windows
+    with leading, trailing and interior zeros, all-zero synapses, a window of two FIR groups
+    (W = 11), register blocks plus a ragged tail (T = 21), history and a partial batch block."""
+    monkeypatch.setattr(cpu, "FIR_MIN_TAPS", fir_min)
+    g = torch.Generator().manual_seed(6)
+    O, I, W, D, T, B = 9, 7, 11, 14, 21, 19
+    v = torch.randn(O, I, W, generator=g, dtype=dtype)
+    lo = torch.randint(0, 4, (O, I, 1), generator=g)
+    hi = torch.randint(W - 4, W, (O, I, 1), generator=g)
+    u = torch.arange(W)
+    v = v * ((u >= lo) & (u <= hi)) * (torch.rand(O, I, W, generator=g) > 0.15)
+    v[3, 2] = 0.0
+    taps = Taps(v, torch.randint(0, D - W + 2, (O, I), generator=g), D)
+    x = torch.randn(T, B, I, generator=g, dtype=dtype)
+    h = torch.randn(D, B, I, generator=g, dtype=dtype)
+    (y0, g0), (y1, g1) = run_both(x, taps, h, torch.randn(T, B, O, generator=g, dtype=dtype))
+    torch.testing.assert_close(y1, y0, **TOL[dtype])
+    for a, b in zip(g1, g0):
+        torch.testing.assert_close(a, b, **TOL[dtype])
 
 
 @pytest.mark.parametrize("make", ["gaussian", "linear"])
