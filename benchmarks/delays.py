@@ -1,7 +1,8 @@
 """Benchmarks of the delay synapses (snn.delays) and the N-MNIST delay experiment.
 
 ``python benchmarks/delays.py speed [--threads 1] [--configs shd,ssc] [--quick]``
-    Training step (forward + backward, input gradient included) time and peak memory of one
+    Training step (forward + backward, input gradient included; for σ = 1 and Dcls1d also
+    without it, as for the first layer of a network, whose input is data) time and peak memory of one
     delay layer against the ``dcls`` package's ``Dcls1d`` (the paper's implementation;
     ``pip install --no-deps dcls``) used as the paper uses it (``[T, B, N] → [B, N, T]``,
     left-pad by ``D``, ``Dcls1d``, back) and against a plain dense ``conv1d`` with the same
@@ -65,7 +66,7 @@ def run_case(case: dict) -> dict:
         if not train:
             layer.round_delays_()
         info["window"] = layer.window()
-        xin = x.requires_grad_(train)
+        xin = x.requires_grad_(train and case.get("input_grad", True))
 
         def step():
             y = layer(xin)
@@ -74,7 +75,7 @@ def run_case(case: dict) -> dict:
             return layer
     else:
         # the paper's usage: [T, B, N] → [B, N, T], left-pad by D, Dcls1d/conv1d, back to [T, B, N]
-        xin = x.requires_grad_(train)
+        xin = x.requires_grad_(train and case.get("input_grad", True))
         if kind == "dcls":
             from DCLS.construct.modules import Dcls1d
             mod = Dcls1d(I, O, kernel_count=1, dilated_kernel_size=D + 1, bias=False, version="gauss")
@@ -121,8 +122,6 @@ def saved_for_backward(step, module, x) -> float:
     """MB of tensors autograd keeps between forward and backward (unique storages, leaving out
     the parameters and the layer input, which exist anyway)."""
     import torch
-    if not x.requires_grad:
-        return 0.0
     skip = {p.untyped_storage().data_ptr() for p in module.parameters()} | {x.untyped_storage().data_ptr()}
     seen: dict[int, int] = {}
 
@@ -169,11 +168,15 @@ def speed(args: argparse.Namespace) -> None:
         cases = [dict(kind="dcls", mode="train", sigma=D / 2), dict(kind="conv", mode="train")]
         cases += [dict(kind="ours", mode="train", sigma=s, truncate=k) for s in (D / 2, 1.0, 0.5) for k in (3.0, 6.0)
                   if not (s == D / 2 and k == 6.0)]
+        # the 140 → 256 layer is the first of the SHD network: its input is data, needing no gradient
+        cases += [dict(kind="dcls", mode="train", sigma=D / 2, input_grad=False),
+                  dict(kind="ours", mode="train", sigma=1.0, truncate=3.0, input_grad=False)]
         cases += [dict(kind="conv", mode="infer"), dict(kind="ours", mode="infer")]
         for c in cases:
             res = spawn({**shp, **c, "config": name, "repeats": args.repeats}, args.threads)
             rows.append(res)
-            print(f"{name:10s} {res['kind']:5s} {res['mode']:5s} sigma={res.get('sigma')!s:5s} "
+            print(f"{name:10s} {res['kind']:5s} {res['mode']:5s} input_grad={res.get('input_grad', True)!s:5s} "
+                  f"sigma={res.get('sigma')!s:5s} "
                   f"truncate={res.get('truncate')!s:4s} "
                   f"{res['ms']:9.1f} ms  (median {res['ms_median']:.1f})  peak {res['peak_mb']:8.1f} MB  "
                   f"saved {res.get('saved_mb', 0):6.1f} MB  "
@@ -189,20 +192,23 @@ def speed_table(rows: list[dict]) -> str:
              "| memory vs Dcls1d | saved for backward (MB) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for cfg in dict.fromkeys(r["config"] for r in rows):
         sub = [r for r in rows if r["config"] == cfg]
-        ref = next((r for r in sub if r["kind"] == "dcls"), None)
+        refs = {r.get("input_grad", True): r for r in sub if r["kind"] == "dcls"}
         conv_inf = next((r for r in sub if r["kind"] == "conv" and r["mode"] == "infer"), None)
         for r in sub:
-            base = ref if r["mode"] == "train" else conv_inf
+            base = refs.get(r.get("input_grad", True)) if r["mode"] == "train" else conv_inf
             name = {"dcls": "Dcls1d", "conv": "dense conv1d", "ours": f"DelayLinear ({r.get('backend')})"}[r["kind"]]
             speedup = f"{base['ms'] / r['ms']:.2f}×" if base else ""
             mem = f"{base['peak_mb'] / max(r['peak_mb'], 1e-3):.1f}×" if base else ""
             sig = "" if r.get("sigma") is None else f"{r['sigma']:g}"
             trunc = f"{r['truncate']:g}" if r.get("truncate") and r["mode"] == "train" else ""
+            step = "inference" if r["mode"] != "train" else "fwd+bwd" if r.get("input_grad", True) else \
+                "fwd+bwd, no input grad"
             lines.append(f"| {cfg} (B={r['B']}, T={r['T']}, {r['I']}→{r['O']}, D={r['D']}) | {name} | "
-                         f"{'fwd+bwd' if r['mode'] == 'train' else 'inference'} | {sig} | {trunc} | "
+                         f"{step} | {sig} | {trunc} | "
                          f"{r.get('window', r['D'] + 1)} | "
                          f"{r['ms']:.1f} | {speedup} | {r['peak_mb']:.1f} | {mem} | {r.get('saved_mb', 0):.1f} |")
-    lines.append("\nInference rows compare against the dense conv1d inference row; training rows against Dcls1d.")
+    lines.append("\nInference rows compare against the dense conv1d inference row; training rows against Dcls1d "
+                 "(\"no input grad\" rows against Dcls1d without input gradient: the layer as the first of a network).")
     return "\n".join(lines) + "\n"
 
 
