@@ -56,7 +56,8 @@ def run_case(case: dict) -> dict:
     torch.manual_seed(0)
     B, T, I, O, D = case["B"], case["T"], case["I"], case["O"], case["D"]
     kind, train, sigma = case["kind"], case["mode"] == "train", case.get("sigma")
-    x = (torch.rand(T, B, I) < 0.1).float()
+    # input_grad=False: the layer as the first of a network, whose input (data) needs no gradient
+    xin = (torch.rand(T, B, I) < 0.1).float().requires_grad_(train and case.get("input_grad", True))
     gy = torch.randn(T, B, O)
     info: dict = {}
     if kind == "ours":
@@ -66,7 +67,6 @@ def run_case(case: dict) -> dict:
         if not train:
             layer.round_delays_()
         info["window"] = layer.window()
-        xin = x.requires_grad_(train and case.get("input_grad", True))
 
         def step():
             y = layer(xin)
@@ -75,7 +75,6 @@ def run_case(case: dict) -> dict:
             return layer
     else:
         # the paper's usage: [T, B, N] → [B, N, T], left-pad by D, Dcls1d/conv1d, back to [T, B, N]
-        xin = x.requires_grad_(train and case.get("input_grad", True))
         if kind == "dcls":
             from DCLS.construct.modules import Dcls1d
             mod = Dcls1d(I, O, kernel_count=1, dilated_kernel_size=D + 1, bias=False, version="gauss")
@@ -122,6 +121,8 @@ def saved_for_backward(step, module, x) -> float:
     """MB of tensors autograd keeps between forward and backward (unique storages, leaving out
     the parameters and the layer input, which exist anyway)."""
     import torch
+    if not torch.is_grad_enabled():  # inference: nothing is saved
+        return 0.0
     skip = {p.untyped_storage().data_ptr() for p in module.parameters()} | {x.untyped_storage().data_ptr()}
     seen: dict[int, int] = {}
 
