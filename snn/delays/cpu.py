@@ -8,9 +8,9 @@ contiguous elements; a delay is a shift along a row) with per-synapse windows of
   Forward (``r`` = output neuron, ``s`` = input, ``ustep = −Bc``) and input gradient
   (``r`` = input, ``s`` = output, ``ustep = +Bc``) are both this kernel.
 * :func:`correlate` — ``gtaps[r, s, u] (+)= Σ_nb Σ_{c<L} g[nb, r, goff + c] · src[nb, s, base[r, s] + u·ustep + c]``,
-  the gradient of the tap values (added to ``gtaps`` when ``add``, for batch chunks). Taps
-  flagged in ``skip`` are not computed (their entry stays 0; see
-  :attr:`snn.delays.taps.Taps.inert_zeros`).
+  the gradient of the tap values (added to ``gtaps`` when ``add``, for batch chunks). Given a
+  ``window`` (int16 ``[R, S, 2]``), only taps ``window[r, s, 0] ≤ u < window[r, s, 1]`` are
+  computed (the others stay 0; see :attr:`snn.delays.taps.Taps.inert_zeros`).
 
 Cost: ``B·T·N_out·N_in·W`` multiply-adds each, against ``B·T·N_out·N_in·(D + 1)`` for a dense
 convolution. Work split (``accumulate``): jobs of (batch block, ``RB`` rows, ``LC`` elements of
@@ -48,7 +48,7 @@ prefer_wide_vectors()  # before anything is compiled (see snn.numba_target)
 
 __all__ = ["CpuDelayLauncher", "zeros_aligned", "fill_blocks", "fill_blocks_serial", "accumulate", "correlate",
            "accumulate_serial", "correlate_serial", "RB", "SB", "LC", "RB_SINGLE_TAP", "SB_SINGLE_TAP", "LC_SINGLE_TAP",
-           "SERIAL_BELOW", "FILL_SERIAL_BELOW"]
+           "SERIAL_BELOW", "FILL_SERIAL_BELOW", "GRAD_ROWS_BYTES", "nonzero_window_cpu"]
 
 # reassociation (vectorised sums) and contraction (FMA) only: NaN and inf keep IEEE semantics
 _OPTS = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy", boundscheck=False)
@@ -61,6 +61,7 @@ LC_SINGLE_TAP = 800
 # (tuned on a 2-core AVX-512 sandbox at the SHD size, 1 and 2 threads: benchmarks/delays.py)
 SERIAL_BELOW = 1 << 20  # multiply-adds under which waking the thread pool costs more than it saves
 FILL_SERIAL_BELOW = 1 << 16  # the same for the layout pass, in elements written (streaming steps)
+GRAD_ROWS_BYTES = 1 << 19  # output-gradient rows converted at a time for the tap gradient alone: about this much
 FIR_MIN_TAPS = 5  # trimmed windows of this many taps or more run as register-blocked FIR filters (fir_cpu)
 
 
@@ -220,7 +221,7 @@ def _accumulate_job(job, src, taps, base, ustep, out, Bc, b0, rb, sb, lc, fir_mi
 
 
 @njit(**_OPTS)
-def _correlate_job(job, src, g, goff, L, base, ustep, gt, add, rb, sb, lc, skip, use_skip):  # pragma: no cover - compiled
+def _correlate_job(job, src, g, goff, L, base, ustep, gt, add, rb, sb, lc, window, use_window):  # pragma: no cover - compiled
     NB, S, _ = src.shape
     R = g.shape[1]
     W = gt.shape[2]
@@ -245,9 +246,12 @@ def _correlate_job(job, src, g, goff, L, base, ustep, gt, add, rb, sb, lc, skip,
                     q = 0
                     for s in range(s0, s1):
                         b = base[r, s] + c0
-                        for u in range(W):
-                            if use_skip and skip[r, s, u]:
-                                continue
+                        lo = 0
+                        hi = W
+                        if use_window:
+                            lo = window[r, s, 0]
+                            hi = window[r, s, 1]
+                        for u in range(lo, hi):
                             rows[q] = s
                             taps[q] = u
                             offs[q] = b + u * ustep
@@ -333,15 +337,15 @@ def accumulate_serial(src, taps, base, ustep, out, Bc, b0, rb, sb, lc, fir_min):
 
 
 @njit(parallel=True, **_OPTS)
-def correlate(src, g, goff, L, base, ustep, gt, add, rb, sb, lc, skip, use_skip):  # pragma: no cover - compiled
+def correlate(src, g, goff, L, base, ustep, gt, add, rb, sb, lc, window, use_window):  # pragma: no cover - compiled
     for job in prange((g.shape[1] + rb - 1) // rb):
-        _correlate_job(job, src, g, goff, L, base, ustep, gt, add, rb, sb, lc, skip, use_skip)
+        _correlate_job(job, src, g, goff, L, base, ustep, gt, add, rb, sb, lc, window, use_window)
 
 
 @njit(**_OPTS)
-def correlate_serial(src, g, goff, L, base, ustep, gt, add, rb, sb, lc, skip, use_skip):  # pragma: no cover - compiled
+def correlate_serial(src, g, goff, L, base, ustep, gt, add, rb, sb, lc, window, use_window):  # pragma: no cover - compiled
     for job in range((g.shape[1] + rb - 1) // rb):
-        _correlate_job(job, src, g, goff, L, base, ustep, gt, add, rb, sb, lc, skip, use_skip)
+        _correlate_job(job, src, g, goff, L, base, ustep, gt, add, rb, sb, lc, window, use_window)
 
 
 @njit(**_OPTS)
@@ -392,6 +396,26 @@ def fill_blocks_serial(x, history, has_history, out, front):  # pragma: no cover
         _fill_step(x, history, has_history, out, front, t)
 
 
+@njit(**_OPTS)
+def nonzero_window_cpu(v, out):  # pragma: no cover - compiled
+    """``out[r, s] = (first, one past last)`` non-zero tap of ``v[r, s]`` (``0, W`` if none):
+    :func:`snn.delays.autograd.nonzero_window` in one pass."""
+    R, S, W = v.shape
+    for r in range(R):
+        for s in range(S):
+            lo = 0
+            while lo < W and v[r, s, lo] == 0:
+                lo += 1
+            hi = W
+            if lo == W:
+                lo = 0
+            else:
+                while v[r, s, hi - 1] == 0:
+                    hi -= 1
+            out[r, s, 0] = lo
+            out[r, s, 1] = hi
+
+
 def _single_tap_rows(R: int, L: int, parallel: bool) -> int:
     """Rows per job for integer delays: as many as possible (each output row written once),
     but enough jobs along the rows to give every Numba thread one."""
@@ -415,6 +439,20 @@ class CpuDelayLauncher:
 
     def chunk(self, batch: int) -> int:
         return self.block(batch)
+
+    def gradient_rows(self, rows: int, length: int, itemsize: int) -> int:
+        """About :data:`GRAD_ROWS_BYTES` of rows (a multiple of ``RB``), but at least two jobs of
+        ``RB`` rows per Numba thread for each :func:`correlate` call."""
+        n = max(1, -(-rows * length * itemsize // GRAD_ROWS_BYTES))
+        per = -(-(-(-rows // n)) // RB) * RB
+        return max(per, 2 * RB * numba.get_num_threads())
+
+    def window(self, v: torch.Tensor) -> Optional[torch.Tensor]:
+        if v.shape[-1] > np.iinfo(np.int16).max:
+            return None
+        out = torch.empty(*v.shape[:2], 2, dtype=torch.int16)
+        nonzero_window_cpu(_np(v), _np(out))
+        return out
 
     def to_blocks(self, x: torch.Tensor, Bc: int, front: int = 0, back: int = 0,
                   history: Optional[torch.Tensor] = None, out: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -441,8 +479,8 @@ class CpuDelayLauncher:
         fn(_np(src), _np(taps), _np(base), np.int64(ustep), _np(out), np.int64(Bc), np.int64(b0), rb, sb, lc, fir_min)
 
     def correlate(self, src: torch.Tensor, g: torch.Tensor, goff: int, L: int, base: torch.Tensor,
-                  ustep: int, gtaps: torch.Tensor, add: bool, skip: Optional[torch.Tensor] = None) -> None:
+                  ustep: int, gtaps: torch.Tensor, add: bool, window: Optional[torch.Tensor] = None) -> None:
         fn = correlate if src.shape[0] * L * gtaps.numel() >= SERIAL_BELOW else correlate_serial
-        mask = _np(skip) if skip is not None else np.zeros((1, 1, 1), np.bool_)
+        win = _np(window) if window is not None else np.zeros((1, 1, 2), np.int16)
         fn(_np(src), _np(g), np.int64(goff), np.int64(L), _np(base), np.int64(ustep), _np(gtaps), bool(add), RB, SB, LC,
-           mask, skip is not None)
+           win, window is not None)

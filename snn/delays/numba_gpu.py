@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from numba import config, cuda, float32
 
+from snn.delays.autograd import nonzero_window
 from snn.delays.layout import to_blocks
 
 __all__ = ["NumbaCudaDelayLauncher", "accumulate_kernel", "correlate_kernel", "THREADS"]
@@ -103,6 +104,12 @@ class NumbaCudaDelayLauncher:
     def chunk(self, batch: int) -> int:
         return max(batch, 1)
 
+    def gradient_rows(self, rows: int, length: int, itemsize: int) -> int:
+        return max(rows, 1)  # one launch over all rows
+
+    def window(self, v):
+        return nonzero_window(v)
+
     def to_blocks(self, x, Bc, front=0, back=0, history=None, out=None):
         return to_blocks(x, Bc, front, back, history, out)
 
@@ -114,7 +121,7 @@ class NumbaCudaDelayLauncher:
         self._launch(accumulate_kernel, grid, out.device, src, taps, base, np.int64(ustep), np.int64(Bc),
                      np.int64(b0), out)
 
-    def correlate(self, src, g, goff, L, base, ustep, gtaps, add, skip=None) -> None:  # every tap computed
+    def correlate(self, src, g, goff, L, base, ustep, gtaps, add, window=None) -> None:  # every tap computed
         R, S, _ = gtaps.shape
         if gtaps.numel() == 0:
             return

@@ -156,11 +156,22 @@ def test_inert_zero_taps_keep_weight_and_position_gradients_exact(make):
 
 
 def test_value_gradient_of_zero_taps_is_exact_unless_flagged_inert():
+    """With inert_zeros, the zero taps before a synapse's first and after its last non-zero tap
+    get no gradient (0); every other entry, interior zeros and all-zero synapses included, is
+    the exact gradient."""
     g = torch.Generator().manual_seed(6)
-    taps = random_taps(4, 3, 3, 8, torch.float64, g, zeros=True)
+    taps = random_taps(4, 3, 5, 8, torch.float64, g, zeros=True)
+    taps.values[0, 0] = torch.tensor([0.0, 1.5, 0.0, -2.0, 0.0], dtype=torch.float64)  # an interior zero
+    taps.values[1, 2] = 0.0  # an all-zero synapse
     x = torch.randn(12, 2, 3, generator=g, dtype=torch.float64)
     gy = torch.randn(12, 2, 4, generator=g, dtype=torch.float64)
-    zero, live = taps.values == 0, (taps.values != 0).any(-1, keepdim=True)
+    outer = torch.zeros_like(taps.values, dtype=torch.bool)
+    for o in range(4):
+        for i in range(3):
+            nz = [u for u in range(5) if taps.values[o, i, u] != 0]
+            if nz:
+                outer[o, i, :nz[0]] = True
+                outer[o, i, nz[-1] + 1:] = True
     got = {}
     for inert in (False, True):
         v = taps.values.clone().requires_grad_()
@@ -168,11 +179,66 @@ def test_value_gradient_of_zero_taps_is_exact_unless_flagged_inert():
         got[inert] = v.grad
     v = taps.values.clone().requires_grad_()
     dense_delay_conv(x, Taps(v, taps.start, taps.max_delay)).backward(gy)
-    assert bool((zero & live).any()) and bool((got[False][zero] != 0).all())
+    zero = taps.values == 0
+    assert bool(outer.any()) and bool((zero & ~outer).any()) and bool((got[False][zero] != 0).all())
     torch.testing.assert_close(got[False], v.grad, **TOL[torch.float64])
-    skipped = zero & live
-    assert bool((got[True][skipped] == 0).all())
-    torch.testing.assert_close(got[True][~skipped], v.grad[~skipped], **TOL[torch.float64])
+    assert bool((got[True][outer] == 0).all())
+    torch.testing.assert_close(got[True][~outer], v.grad[~outer], **TOL[torch.float64])
+
+
+@pytest.mark.parametrize("rows", [3, 7, 64])
+@pytest.mark.parametrize("inert", [False, True])
+def test_tap_gradient_without_input_gradient_matches_reference(monkeypatch, rows, inert):
+    """A first layer (input needs no gradient): the output gradient is converted a group of
+    rows at a time (groups of 3, 3, 1; 7; all rows) with a partial batch block and two
+    chunks; the tap values are not kept for backward."""
+    monkeypatch.setattr(CpuDelayLauncher, "gradient_rows", lambda self, R, L, n: rows)
+    g = torch.Generator().manual_seed(8)
+    O, I, W, D, T, B = 7, 5, 4, 9, 13, 21
+    taps = random_taps(O, I, W, D, torch.float64, g, zeros=True)
+    x = (torch.rand(T, B, I, generator=g) < 0.3).double()
+    gy = torch.randn(T, B, O, generator=g, dtype=torch.float64)
+    v = taps.values.clone().requires_grad_()
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = delay_conv(x, Taps(v, taps.start, D, inert_zeros=inert), backend="numba")
+    assert not any(t.dtype == v.dtype and t.shape == v.shape for t in saved)
+    (got,) = torch.autograd.grad(y, [v], gy)
+    ref = v.detach().clone().requires_grad_()
+    (want,) = torch.autograd.grad(dense_delay_conv(x, Taps(ref, taps.start, D)), [ref], gy)
+    if inert:  # zeros outside each synapse's non-zero window get 0 instead
+        from snn.delays.autograd import nonzero_window
+        win = nonzero_window(taps.values).long()
+        u = torch.arange(W)
+        outer = (u < win[..., :1]) | (u >= win[..., 1:])
+        assert bool(outer.any()) and bool((got[outer] == 0).all())
+        want = want.masked_fill(outer, 0.0)
+    torch.testing.assert_close(got, want, **TOL[torch.float64])
+
+
+def test_nonzero_window_is_first_to_last_nonzero_tap():
+    from snn.delays.autograd import nonzero_window
+    v = torch.tensor([[[0.0, 2.0, 0.0, 3.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0, 0.0],
+                       [0.0, 0.0, 0.0, 0.0, -1.0], [1.0, 1.0, 1.0, 1.0, 1.0]]])
+    for win in (nonzero_window(v), CpuDelayLauncher().window(v)):
+        assert win.tolist() == [[[1, 4], [0, 5], [0, 1], [4, 5], [0, 5]]] and win.dtype == torch.int16
+    g = torch.Generator().manual_seed(9)
+    for dtype in (torch.float32, torch.float64):
+        r = random_taps(9, 11, 6, 10, dtype, g, zeros=True).values
+        r[2, 3] = r[7, 0] = 0.0  # all-zero synapses
+        assert torch.equal(CpuDelayLauncher().window(r), nonzero_window(r))
+
+
+def test_gradient_rows_bounds_the_buffer_but_keeps_threads_busy(monkeypatch):
+    import numba
+    la = CpuDelayLauncher()
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 1)
+    assert la.gradient_rows(256, 1600, 4) == 64              # SHD: 1.6 MB of rows → four groups
+    assert la.gradient_rows(512, 1600, 4) == 80              # SSC: 3.3 MB → seven groups (the last 32 rows)
+    assert la.gradient_rows(250, 1600, 4) == 64              # 250 rows → 63 → whole 16-row jobs
+    assert la.gradient_rows(10, 1600, 4) == 32               # small layers: one group (capped by the caller)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 16)
+    assert la.gradient_rows(256, 1600, 4) == 512             # 16 threads: two 16-row jobs each
 
 
 def test_fused_gradcheck_float64():
