@@ -42,10 +42,11 @@ class Taps(NamedTuple):
         max_delay: ``D`` (int, timesteps).
         inert_zeros: True when a tap value that is exactly zero, in a synapse with some non-zero
             tap, is structurally zero (outside the interpolation window) and its gradient is
-            never used: the fused kernels then skip it in the gradient of ``values`` too (its
-            entry stays 0). Set by :func:`gaussian_taps` and :func:`linear_taps`, whose own
-            backward multiplies such a gradient by ``g = g' = 0``; leave it False (the default)
-            for tap values made otherwise, whose every gradient entry is then exact.
+            never used: the fused CPU kernels then skip the zero taps before a synapse's first
+            and after its last non-zero tap in the gradient of ``values`` too (those entries
+            stay 0). Set by :func:`gaussian_taps` and :func:`linear_taps`, whose own backward
+            multiplies such a gradient by ``g = g' = 0``; leave it False (the default) for tap
+            values made otherwise, whose every gradient entry is then exact.
     """
 
     values: Tensor
