@@ -43,8 +43,8 @@ class DelayLauncher(Protocol):
         """Rows of the output gradient (each ``length`` elements of ``itemsize`` bytes in the
         blocked layout) converted at a time when only the tap gradient needs them."""
 
-    def window(self, v: Tensor) -> Optional[Tensor]:
-        """:func:`nonzero_window` of the tap values ``v`` (which it must equal)."""
+    def window(self, v: Tensor) -> Tensor:
+        """:func:`nonzero_window` of the tap values ``v`` (which it must equal; ``W`` fits in int16)."""
 
     def to_blocks(self, x: Tensor, Bc: int, front: int = 0, back: int = 0,
                   history: Optional[Tensor] = None, out: Optional[Tensor] = None) -> Tensor:
@@ -72,12 +72,10 @@ def offsets(steps: Tensor, Bc: int, rows: int) -> Tensor:
     return (steps.to(torch.int32 if small else torch.int64) * Bc).contiguous()
 
 
-def nonzero_window(v: Tensor) -> Optional[Tensor]:
+def nonzero_window(v: Tensor) -> Tensor:
     """int16 ``[R, S, 2]``: each synapse's first and one-past-last non-zero tap of ``v [R, S, W]``
-    (``0, W`` when all its taps are zero), or None when ``W`` does not fit in int16."""
+    (``0, W`` when all its taps are zero); ``W`` must fit in int16 (see :class:`FusedDelayConv`)."""
     W = v.shape[-1]
-    if W > torch.iinfo(torch.int16).max:
-        return None
     nz = (v != 0).to(torch.int16)
     live = nz.amax(-1) > 0
     lo = torch.where(live, nz.argmax(-1), 0)
@@ -108,7 +106,9 @@ class FusedDelayConv(torch.autograd.Function):
         need_seq, need_v = ctx.needs_input_grad[2] or ctx.needs_input_grad[3], ctx.needs_input_grad[4]
         # inert zeros: the taps outside a synapse's first … last non-zero tap get no gradient
         # (a synapse whose taps are all zero keeps them all: its weight gradient is not zero)
-        window = launcher.window(v) if need_v and inert_zeros else None
+        # (windows wider than int16 holds, a D over 32766 steps, simply compute every tap)
+        window = launcher.window(v) if need_v and inert_zeros and v.shape[-1] <= torch.iinfo(torch.int16).max \
+            else None
         base = offsets(D - start, Bc, D + T)
         out = x.new_empty(T, B, O)
         src = None  # one blocked buffer for all chunks

@@ -114,6 +114,19 @@ def _fma1(acc, m, x0, k0):  # pragma: no cover - compiled
 
 
 @njit(**_OPTS)
+def _nonzero_span(row):  # pragma: no cover - compiled
+    """``(first, one past last)`` non-zero entry of the 1-D ``row``; ``(W, W)`` when all are zero."""
+    W = row.shape[0]
+    lo = 0
+    while lo < W and row[lo] == 0:
+        lo += 1
+    end = W
+    while end > lo and row[end - 1] == 0:
+        end -= 1
+    return lo, end
+
+
+@njit(**_OPTS)
 def _accumulate_job(job, src, taps, base, ustep, out, Bc, b0, rb, sb, lc, fir_min):  # pragma: no cover - compiled
     S = src.shape[1]
     T = out.shape[0]
@@ -153,15 +166,11 @@ def _accumulate_job(job, src, taps, base, ustep, out, Bc, b0, rb, sb, lc, fir_mi
             q = 0
             for s in range(s0, s1):
                 # the window trimmed to its first … last non-zero tap (all-zero synapses skipped)
-                lo = 0
-                while lo < W and taps[r, s, lo] == 0:
-                    lo += 1
-                if lo == W:
+                lo, end = _nonzero_span(taps[r, s])
+                if lo == end:
                     continue
-                hi = W - 1
-                while taps[r, s, hi] == 0:
-                    hi -= 1
-                w = hi - lo + 1
+                hi = end - 1
+                w = end - lo
                 if w >= fir_min:
                     # a register-blocked FIR filter in time order: kk[v] reads the source v steps earlier
                     if ustep < 0:
@@ -403,17 +412,11 @@ def nonzero_window_cpu(v, out):  # pragma: no cover - compiled
     R, S, W = v.shape
     for r in range(R):
         for s in range(S):
-            lo = 0
-            while lo < W and v[r, s, lo] == 0:
-                lo += 1
-            hi = W
-            if lo == W:
-                lo = 0
-            else:
-                while v[r, s, hi - 1] == 0:
-                    hi -= 1
+            lo, end = _nonzero_span(v[r, s])
+            if lo == end:  # all zero: every tap keeps its gradient
+                lo, end = 0, W
             out[r, s, 0] = lo
-            out[r, s, 1] = hi
+            out[r, s, 1] = end
 
 
 def _single_tap_rows(R: int, L: int, parallel: bool) -> int:
@@ -443,13 +446,12 @@ class CpuDelayLauncher:
     def gradient_rows(self, rows: int, length: int, itemsize: int) -> int:
         """About :data:`GRAD_ROWS_BYTES` of rows (a multiple of ``RB``), but at least two jobs of
         ``RB`` rows per Numba thread for each :func:`correlate` call."""
-        n = max(1, -(-rows * length * itemsize // GRAD_ROWS_BYTES))
-        per = -(-(-(-rows // n)) // RB) * RB
-        return max(per, 2 * RB * numba.get_num_threads())
+        groups = max(1, -(-rows * length * itemsize // GRAD_ROWS_BYTES))
+        per_group = -(-rows // groups)
+        whole_jobs = -(-per_group // RB) * RB
+        return max(whole_jobs, 2 * RB * numba.get_num_threads())
 
-    def window(self, v: torch.Tensor) -> Optional[torch.Tensor]:
-        if v.shape[-1] > np.iinfo(np.int16).max:
-            return None
+    def window(self, v: torch.Tensor) -> torch.Tensor:
         out = torch.empty(*v.shape[:2], 2, dtype=torch.int16)
         nonzero_window_cpu(_np(v), _np(out))
         return out
