@@ -16,7 +16,7 @@ from snn import surrogate as sg
 from snn.cuda import dynamics as dyn
 from snn.neurons.functional import NeuronSpec
 
-__all__ = ["KernelConfig", "supports", "kernel_config", "flat_param", "channel_layout"]
+__all__ = ["KernelConfig", "supports", "kernel_config", "flat_param", "channel_layout", "memory_order"]
 
 # exact classes only: a user subclass may override grad(), which no kernel knows about
 _KIND_OF_CLASS = {sg.ATan: dyn.ATAN, sg.Sigmoid: dyn.SIGMOID, sg.FastSigmoid: dyn.FAST_SIGMOID,
@@ -95,6 +95,18 @@ def channel_layout(x: Tensor, *params: object) -> Optional[tuple[int, int]]:
     for d in x.shape[3:]:
         S *= d
     return P, S
+
+
+def memory_order(x: Tensor) -> tuple[int, ...]:
+    """The permutation of ``x [T, B, *feature]``'s dims that lists them as laid out in memory,
+    outermost first, if ``x.permute(order)`` is contiguous with ``T`` outermost (row-major,
+    channels-last and any other dense layout of one timestep); else the identity (the caller
+    then copies ``x`` into row-major order). Size-1 dims, whose strides mean nothing, go last."""
+    identity = tuple(range(x.dim()))
+    if x.dim() < 3 or x.is_contiguous():
+        return identity
+    order = (0,) + tuple(sorted(range(1, x.dim()), key=lambda d: (x.shape[d] == 1, -x.stride(d), d)))
+    return order if x.permute(order).is_contiguous() else identity
 
 
 def flat_param(p: Optional[Tensor | float], default: float, P: int, dtype: torch.dtype,

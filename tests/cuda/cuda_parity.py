@@ -33,20 +33,34 @@ ALPHAS = {"atan": 2.5, "sigmoid": 3.0, "fast_sigmoid": 6.0, "triangle": 0.7, "ga
 TOL = {torch.float64: dict(rtol=1e-9, atol=1e-10), torch.float32: dict(rtol=2e-4, atol=2e-5)}
 
 
+LAYOUTS = ("contiguous", "strided", "permuted")
+
+
 @dataclass(frozen=True)
 class Case:
+    """One input shape ``[T, B, *feature]`` and its memory ``layout``: ``"contiguous"``;
+    ``"strided"``, every other element of the last dim with T and B swapped in memory (the
+    fused run copies it); ``"permuted"``, dense with T outermost but the other dims in a
+    seed-chosen order, e.g. channels-last (the fused run walks it in place)."""
+
     T: int
     B: int
     feature: tuple[int, ...]
-    noncontiguous: bool
+    layout: str
     seed: int
 
 
 def cases(max_T: int = 6, max_B: int = 3, max_dim: int = 5, max_rank: int = 3) -> st.SearchStrategy[Case]:
-    """Shapes: T ≥ 1, batch ≥ 1, feature rank 1..max_rank with odd sizes allowed."""
+    """Shapes: T ≥ 1, batch ≥ 1, feature rank 1..max_rank with odd sizes allowed, every layout."""
     return st.builds(Case, T=st.integers(1, max_T), B=st.integers(1, max_B),
                      feature=st.lists(st.integers(1, max_dim), min_size=1, max_size=max_rank).map(tuple),
-                     noncontiguous=st.booleans(), seed=st.integers(0, 2**31 - 1))
+                     layout=st.sampled_from(LAYOUTS), seed=st.integers(0, 2**31 - 1))
+
+
+def _step_order(case: Case) -> list[int]:
+    """The memory order of the dims of one step ``[B, *feature]`` for the permuted layout."""
+    order = list(range(1, 2 + len(case.feature)))
+    return [order[i] for i in torch.randperm(len(order), generator=torch.Generator().manual_seed(case.seed))]
 
 
 def make_neuron(model: str, reset: str, detach: bool, params: str, surrogate: str, C: int,
@@ -72,14 +86,19 @@ def make_neuron(model: str, reset: str, detach: bool, params: str, surrogate: st
 
 
 def make_input(case: Case, dtype: torch.dtype, device: str = "cpu", scale: float = 1.2):
-    """``(leaf, x)``: ``x [T, B, *feature]`` is ``leaf`` itself or a non-contiguous view of it."""
+    """``(leaf, x)``: ``x [T, B, *feature]`` is ``leaf`` itself or a view of it in ``case.layout``."""
     gen = torch.Generator().manual_seed(case.seed)
     shape = (case.T, case.B) + case.feature
-    if case.noncontiguous:  # every other element of the last dim, T and B swapped in memory
+    if case.layout == "strided":  # every other element of the last dim, T and B swapped in memory
         big = shape[:-1] + (2 * shape[-1],)
         base = (torch.rand(big, generator=gen, dtype=torch.float64) * scale).to(dtype)
         base = base.transpose(0, 1).contiguous().to(device).requires_grad_()
         x = base.transpose(0, 1)[..., ::2]
+    elif case.layout == "permuted":
+        order = [0] + _step_order(case)
+        base = (torch.rand(shape, generator=gen, dtype=torch.float64) * scale).to(dtype)
+        base = base.permute(order).contiguous().to(device).requires_grad_()
+        x = base.permute([order.index(d) for d in range(len(order))])
     else:
         base = (torch.rand(shape, generator=gen, dtype=torch.float64) * scale).to(dtype).to(device)
         base.requires_grad_()
@@ -155,10 +174,18 @@ def compare(run: Callable, neuron, case: Case, dtype: torch.dtype, record_v: boo
     if record_v:
         cmp(flat(vs_f)[:, ok], flat(vs_r)[:, ok], "v_seq")
     gx_f, gx_r = flat(g_f[0].detach()), flat(g_r[0].detach())
-    if case.noncontiguous:  # base is [B, T, ..., 2F]: compare through the view
+    if case.layout == "strided":  # base is [B, T, ..., 2F]: compare through the view
         gx_f = flat(g_f[0].detach().transpose(0, 1)[..., ::2])
         gx_r = flat(g_r[0].detach().transpose(0, 1)[..., ::2])
         assert (g_f[0].transpose(0, 1)[..., 1::2] == 0).all()
+    elif case.layout == "permuted":  # base is x in memory order: compare in x's order
+        back = [([0] + _step_order(case)).index(d) for d in range(x_f.dim())]
+        gx_f, gx_r = flat(g_f[0].detach().permute(back)), flat(g_r[0].detach().permute(back))
+        # the outputs keep the input's layout (strides of size-1 dims carry no meaning)
+        for out in (s_f, vl_f) + ((vs_f,) if record_v else ()):
+            like = x_f if out.dim() == x_f.dim() else x_f[0]
+            assert [st for st, n in zip(out.stride(), out.shape) if n > 1] == \
+                [st for st, n in zip(like.stride(), like.shape) if n > 1], "output layout differs from the input's"
     cmp(gx_f[:, ok], gx_r[:, ok], "grad x")
     cmp(flat(g_f[1], 1)[:, ok], flat(g_r[1], 1)[:, ok], "grad v0")
     if ok.all():

@@ -1,5 +1,5 @@
 """CPU backend "numba" (snn/cuda/cpu.py) against the torch reference: every model × option
-× surrogate, hypothesis-drawn shapes (T = 1, batch 1, odd sizes, rank 1-3, non-contiguous),
+× surrogate, hypothesis-drawn shapes (T = 1, batch 1, odd sizes, rank 1-3, every memory layout),
 float32 and float64. The CPU kernels reproduce the reference bit for bit in the forward
 pass, so spikes and membranes are compared exactly (no tie allowance needed)."""
 import logging
@@ -55,7 +55,7 @@ def test_parallel_blocks_and_jobs_match_the_reference(model, monkeypatch):
     monkeypatch.setattr(cpu, "BLOCK_MAX", 16)
     assert cpu.block_width(9, 111, 4, 2) == 16
     for params, reset, surrogate in (("per_channel", "hard_neg", "sigmoid"), ("learn_threshold", "soft", "atan")):
-        case = __import__("cuda_parity").Case(9, 3, (37,), False, 11)
+        case = __import__("cuda_parity").Case(9, 3, (37,), "contiguous", 11)
         n = make_neuron(model, reset, False, params, surrogate, 37, torch.float32, torch.Generator().manual_seed(3))
         for record_v in (False, True):
             compare(RUN, n, case, torch.float32, record_v, exact=True)
@@ -157,8 +157,38 @@ def test_training_saves_less_than_half_of_the_reference():
     assert fused <= 32 * 8 * 256 * 4 + 8 * 256 * 4 + 64  # the input x (float32) + v0 + parameters
 
 
+@pytest.mark.parametrize("model", ["lif", "plif"])
+def test_channels_last_runs_in_the_input_layout_with_per_channel_parameters(model):
+    """A channels-last conv output [T·B, C, H, W] viewed as [T, B, C, H, W]: the kernels walk it
+    in memory order (neuron n in channel n % C), and the spikes, state and gradients keep that
+    layout, equal to the reference's."""
+    T, B, C, H, W = 3, 2, 5, 4, 3
+    gen = torch.Generator().manual_seed(0)
+    base = torch.rand(T * B, C, H, W, generator=gen).mul(1.5).contiguous(memory_format=torch.channels_last)
+    outs = {}
+    for backend in ("numba", "torch"):
+        n = make_neuron(model, "soft", False, "per_channel", "atan", C, torch.float32,
+                        torch.Generator().manual_seed(1))
+        n.backend = backend
+        x = base.clone().requires_grad_()
+        xs = x.view(T, B, C, H, W)
+        with snn.stateful(n, reset_on_exit=False):
+            s = n(xs)
+        v = n.v
+        loss = (s * torch.arange(s.numel()).view(s.shape).sin()).sum() + (v * v).sum()
+        loss.backward()
+        assert s.stride() == xs.stride() and v.stride() == xs[0].stride() and x.grad.stride() == x.stride()
+        outs[backend] = (s, v, x.grad, [p.grad for p in n.parameters()])
+    (s_f, v_f, g_f, p_f), (s_r, v_r, g_r, p_r) = outs["numba"], outs["torch"]
+    assert torch.equal(s_f, s_r) and 0 < s_r.mean() < 1
+    torch.testing.assert_close(v_f, v_r)
+    torch.testing.assert_close(g_f, g_r)
+    for a, b in zip(p_f, p_r, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_noncontiguous_and_channels_last_input():
-    base, x = make_input(__import__("cuda_parity").Case(4, 2, (3, 4, 5), True, 7), torch.float32)
+    base, x = make_input(__import__("cuda_parity").Case(4, 2, (3, 4, 5), "strided", 7), torch.float32)
     cl = torch.rand(4, 2, 3, 6, 6).contiguous(memory_format=torch.channels_last_3d)
     for inp in (x.detach(), cl):
         assert torch.equal(LIF(backend="numba")(inp), LIF(backend="torch")(inp))

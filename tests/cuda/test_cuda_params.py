@@ -2,7 +2,7 @@
 import torch
 
 from snn.cuda import dynamics as dyn
-from snn.cuda.params import channel_layout, flat_param, kernel_config, supports
+from snn.cuda.params import channel_layout, flat_param, kernel_config, memory_order, supports
 from snn.neurons import IF, LIF, PLIF
 from snn.neurons.functional import NeuronSpec
 from snn.surrogate import ATan, Sigmoid
@@ -38,6 +38,17 @@ def test_channel_layout():
     assert channel_layout(x, torch.zeros(5, 1, 1), None) is None           # wrong channel count
     assert channel_layout(torch.zeros(2, 3, 7), torch.zeros(7), None) == (7, 1)
     assert channel_layout(torch.zeros(2, 3, 7), torch.zeros(7, 1), None) is None  # wrong rank
+
+
+def test_memory_order():
+    x = torch.zeros(2, 3, 4, 5, 6)
+    assert memory_order(x) == (0, 1, 2, 3, 4)
+    cl = torch.zeros(6, 4, 5, 7).contiguous(memory_format=torch.channels_last).view(2, 3, 4, 5, 7)
+    assert memory_order(cl) == (0, 1, 3, 4, 2) and cl.permute(memory_order(cl)).is_contiguous()
+    assert memory_order(x.transpose(0, 1)) == (0, 1, 2, 3, 4)         # T not outermost: copy
+    assert memory_order(x[..., ::2]) == (0, 1, 2, 3, 4)                # not dense: copy
+    ones = torch.zeros(2, 1, 3, 1, 4).permute(0, 1, 4, 3, 2)           # size-1 dims go last
+    assert ones.permute(memory_order(ones)).is_contiguous() and memory_order(ones)[-2:] == (1, 3)
 
 
 def test_flat_param():
