@@ -16,14 +16,18 @@ def _load(name: str):
     return mod
 
 
-def test_conv_step_reports_the_three_variants_and_the_bound(tmp_path):
+def test_conv_step_reports_every_variant_layout_and_the_bound(tmp_path):
     mod = _load("conv_step")
     mod.main(["--out", str(tmp_path), "--T", "2", "--batch", "2", "--steps", "1", "--warmup", "0"])
     report = json.loads((tmp_path / "conv_step.json").read_text())
-    assert set(report["median_ms"]) == {"torch", "numba", "free-neurons"}
+    assert set(report["median_ms"]) == {f"{v} {lay}" for v in ("torch", "numba", "free-neurons")
+                                        for lay in ("channels_last", "row_major")}
     assert all(ms > 0 for ms in report["median_ms"].values())
-    bound = report["median_ms"]["torch"] / report["median_ms"]["free-neurons"]
-    assert report["amdahl_bound_vs_torch"] == pytest.approx(bound)
+    m = report["median_ms"]
+    bound = m["torch row_major"] / m["free-neurons row_major"]
+    assert report["amdahl_bound_vs_torch"]["row_major"] == pytest.approx(bound)
+    parts = report["profile_ms_numba_channels_last"]
+    assert parts["convolution"] > 0 and parts["neuron kernels"] > 0 and parts["batch norm"] > 0
     assert "free-neurons" in (tmp_path / "conv_step.md").read_text()
 
 
