@@ -63,6 +63,8 @@ class ConvSNN(nn.Module):
                                       detach_reset=detach_reset))
             c_in, size = c_out, size // 2
         self.features = nn.Sequential(*layers)
+        if channels_last:  # channels-last weights too: a 1-channel input's layout is ambiguous
+            self.features.to(memory_format=torch.channels_last)
         self.head = nn.Sequential(nn.Flatten(2), nn.Dropout(dropout), nn.Linear(c_in * size * size, num_classes))
         self.readout = LeakyIntegrator(tau=readout_tau)
 

@@ -159,10 +159,11 @@ def test_training_saves_less_than_half_of_the_reference():
 
 @pytest.mark.parametrize("model", ["lif", "plif"])
 def test_channels_last_runs_in_the_input_layout_with_per_channel_parameters(model):
-    """A channels-last conv output [T·B, C, H, W] viewed as [T, B, C, H, W]: the kernels walk it
-    in memory order (neuron n in channel n % C), and the spikes, state and gradients keep that
-    layout, equal to the reference's."""
-    T, B, C, H, W = 3, 2, 5, 4, 3
+    """A channels-last conv output [T·B, C, H, W] viewed as [T, B, C, H, W], fed in two chunks
+    (the second starts from the first's channels-last state): the kernels walk it in memory
+    order (neuron n in channel n % C), and the spikes, state, input gradient and state gradient
+    keep that layout, with values equal to the reference's."""
+    T, B, C, H, W = 4, 2, 5, 4, 3
     gen = torch.Generator().manual_seed(0)
     base = torch.rand(T * B, C, H, W, generator=gen).mul(1.5).contiguous(memory_format=torch.channels_last)
     outs = {}
@@ -170,19 +171,24 @@ def test_channels_last_runs_in_the_input_layout_with_per_channel_parameters(mode
         n = make_neuron(model, "soft", False, "per_channel", "atan", C, torch.float32,
                         torch.Generator().manual_seed(1))
         n.backend = backend
-        x = base.clone().requires_grad_()
-        xs = x.view(T, B, C, H, W)
+        xs = base.clone().view(T, B, C, H, W).requires_grad_()
+        x1, x2 = xs[:2], xs[2:]          # dense views of xs, T outermost, channels innermost
         with snn.stateful(n, reset_on_exit=False):
-            s = n(xs)
+            s1 = n(x1)
+            v1 = n.v
+            s2 = n(x2)
         v = n.v
+        s = torch.cat([s1, s2])
         loss = (s * torch.arange(s.numel()).view(s.shape).sin()).sum() + (v * v).sum()
-        loss.backward()
-        assert s.stride() == xs.stride() and v.stride() == xs[0].stride() and x.grad.stride() == x.stride()
-        outs[backend] = (s, v, x.grad, [p.grad for p in n.parameters()])
-    (s_f, v_f, g_f, p_f), (s_r, v_r, g_r, p_r) = outs["numba"], outs["torch"]
+        gx1, gv1, *gp = torch.autograd.grad(loss, [x1, v1] + list(n.parameters()))
+        for out, like in ((s1, x1), (s2, x2), (v1, x1[0]), (v, x1[0]), (gx1, x1), (gv1, x1[0])):
+            assert out.stride() == like.stride(), (out.stride(), like.stride())
+        outs[backend] = (s, v, gx1, gv1, gp)
+    (s_f, v_f, gx_f, gv_f, p_f), (s_r, v_r, gx_r, gv_r, p_r) = outs["numba"], outs["torch"]
     assert torch.equal(s_f, s_r) and 0 < s_r.mean() < 1
     torch.testing.assert_close(v_f, v_r)
-    torch.testing.assert_close(g_f, g_r)
+    torch.testing.assert_close(gx_f, gx_r)
+    torch.testing.assert_close(gv_f, gv_r)
     for a, b in zip(p_f, p_r, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
