@@ -38,6 +38,9 @@ class Launcher(Protocol):
     name: str
     #: the backward kernel recomputes ``h`` from ``x`` and ``v0`` (then ``h`` is passed as ``None``)
     recomputes_h: bool
+    #: the kernels take a ``[1]`` ``v0`` as one initial value for all neurons, a ``[1]``
+    #: ``grad_vlast`` as zero, and a ``[1]`` ``grad_v0`` as not wanted (else all are ``[N]``)
+    optional_state: bool
 
     def state_dtype(self, x: Tensor) -> torch.dtype:
         """dtype of the membrane state and saved ``h`` for input ``x``."""
@@ -64,6 +67,11 @@ def _reduce(per_neuron: Tensor, shape: torch.Size, dtype: torch.dtype, P: int, S
     else:
         g = per_neuron.view(-1, P, S).sum(dim=(0, 2))
     return g.reshape(shape).to(dtype)
+
+
+def _uniform(v: Tensor) -> bool:
+    """Whether every element of ``v`` is one stored value (stride 0 along every dim of size > 1)."""
+    return v.numel() > 0 and all(st == 0 for st, n in zip(v.stride(), v.shape) if n > 1)
 
 
 def _inverse(order: tuple[int, ...]) -> tuple[int, ...]:
@@ -102,7 +110,10 @@ class FusedNeuron(torch.autograd.Function):
         o = flat_param(None if beta is None else 1.0 - beta, 0.0, P, sd, dev)
         th = flat_param(theta, 0.0, P, sd, dev)
         step_order = tuple(d - 1 for d in order[1:])
-        v0f = v0.detach().permute(step_order).reshape(N).to(sd).contiguous()
+        if launcher.optional_state and _uniform(v0):  # e.g. the rest state, a broadcast view
+            v0f = v0.detach()[(0,) * v0.dim()].reshape(1).to(sd)
+        else:
+            v0f = v0.detach().permute(step_order).reshape(N).to(sd).contiguous()
         need_grad = any(ctx.needs_input_grad[6:])
         recompute = launcher.recomputes_h
         store_h = need_grad and not recompute
@@ -140,12 +151,13 @@ class FusedNeuron(torch.autograd.Function):
 
         gsf, has_gs = row(gs, xdtype)
         gvsf, has_gvs = row(gvseq, sd)
-        gvl = (torch.zeros(N, dtype=sd, device=dev) if gvlast is None
+        optional = launcher.optional_state
+        gvl = (torch.zeros(1 if optional else N, dtype=sd, device=dev) if gvlast is None
                else gvlast.permute(step_order).reshape(N).to(sd).contiguous())
         need_db = ctx.needs_input_grad[8]
         x_arg = xf if xf is not None else torch.zeros((1, N), dtype=xdtype, device=dev)
         grad_x = torch.empty((T, N), dtype=xdtype, device=dev)
-        grad_v0 = torch.empty(N, dtype=sd, device=dev)
+        grad_v0 = torch.empty(N if ctx.needs_input_grad[7] or not optional else 1, dtype=sd, device=dev)
         dbeta = torch.empty(N if need_db else 1, dtype=sd, device=dev)
         # a recomputing launcher skips dθ when it is not wanted; the others always write [N]
         need_dth = ctx.needs_input_grad[9] or not launcher.recomputes_h

@@ -69,6 +69,7 @@ class CupyLauncher:
 
     name = "cupy"
     recomputes_h = False
+    optional_state = False
 
     def state_dtype(self, x: Tensor) -> torch.dtype:
         return torch.float32

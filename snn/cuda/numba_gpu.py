@@ -107,6 +107,7 @@ class NumbaCudaLauncher:
 
     name = "numba"
     recomputes_h = False
+    optional_state = False
 
     def state_dtype(self, x: Tensor) -> torch.dtype:
         return torch.float32

@@ -136,6 +136,11 @@ class BaseNeuron(StatefulModule):
         """Membrane at rest, ``[B, *feature]``: zeros plus ``v_init``."""
         return torch.empty_like(like).copy_(self._per_channel(self.v_init, like.dim()))
 
+    def _rest_view(self, like: Tensor) -> Tensor:
+        """The rest state as a broadcast view of ``v_init`` (no ``[B, *feature]`` memory, which
+        fused kernels then need not read)."""
+        return torch.broadcast_to(self._per_channel(self.v_init, like.dim()).to(like.dtype), like.shape)
+
     def _initial_v(self, like: Tensor) -> Tensor:
         if self._stateful_v_ok(like):
             return self.v  # type: ignore[return-value]
@@ -155,7 +160,7 @@ class BaseNeuron(StatefulModule):
         check_sequence(x, "x", min_dim=2, check_nan=False)
         self._check_channels(x, 2, "x")
         x0 = x[0].detach()
-        v0 = self._initial_v(x0) if self._stateful else self._rest(x0)
+        v0 = self._initial_v(x0) if self._stateful else self._rest_view(x0)
         spec = self.spec(x.dim() - 1)
         impl = resolve_backend(self.backend, x.device.type, spec)
         if impl.name != self.backend_used:

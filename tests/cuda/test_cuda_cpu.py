@@ -193,6 +193,49 @@ def test_channels_last_runs_in_the_input_layout_with_per_channel_parameters(mode
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("model", ["lif", "plif"])
+@pytest.mark.parametrize("v_init", ["scalar", "per_channel"])
+def test_rest_state_as_a_broadcast_view_matches_the_reference(model, v_init):
+    """The layer hands its rest state to the kernels as a broadcast view: one value ([1]) for a
+    scalar v_init, materialised for a per-channel one. With no gradient wanted for the initial
+    and final state the kernels neither read nor write ``[N]`` rows for them. PLIF's decay
+    gradient reads the initial state at t = 0."""
+    T, B, C, F = 5, 3, 4, 7
+    x = torch.rand(T, B, C, F, generator=torch.Generator().manual_seed(2)) * 1.3
+    outs = {}
+    for backend in ("numba", "torch"):
+        params = "per_channel" if v_init == "per_channel" else "learn_threshold"  # v_init [C] or 0-d
+        n = make_neuron(model, "soft", False, params, "atan", C, torch.float32, torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            n.v_init.copy_(torch.linspace(-0.3, 0.4, C) if v_init == "per_channel" else torch.tensor(0.35))
+        n.backend = backend
+        xg = x.clone().requires_grad_()
+        s = n(xg)
+        (s * torch.arange(s.numel()).view(s.shape).cos()).sum().backward()
+        outs[backend] = (s, xg.grad, [p.grad for p in n.parameters()])
+    (s_f, g_f, p_f), (s_r, g_r, p_r) = outs["numba"], outs["torch"]
+    assert torch.equal(s_f, s_r) and 0 < s_r.mean() < 1
+    torch.testing.assert_close(g_f, g_r)
+    for a, b in zip(p_f, p_r, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_uniform_initial_state_that_requires_grad():
+    """A broadcast initial state that needs a gradient: the kernels read it as one value and
+    still return the full ``∂L/∂v0``, which autograd sums back to the scalar."""
+    spec = LIF(beta=0.8).spec(3)
+    x = torch.rand(6, 2, 9, generator=torch.Generator().manual_seed(4)) * 1.4
+    grads = []
+    for run in (RUN, multistep):
+        v = torch.tensor(0.3, requires_grad=True)
+        s, v_last, _ = run(x, v.expand(2, 9), spec, False)
+        ((s * torch.arange(s.numel()).view(s.shape).sin()).sum() + v_last.square().sum()).backward()
+        grads.append((s, v_last.detach(), v.grad))
+    assert torch.equal(grads[0][0], grads[1][0])
+    torch.testing.assert_close(grads[0][1], grads[1][1])
+    torch.testing.assert_close(grads[0][2], grads[1][2])
+
+
 def test_noncontiguous_and_channels_last_input():
     base, x = make_input(__import__("cuda_parity").Case(4, 2, (3, 4, 5), "strided", 7), torch.float32)
     cl = torch.rand(4, 2, 3, 6, 6).contiguous(memory_format=torch.channels_last_3d)
