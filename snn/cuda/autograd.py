@@ -4,9 +4,9 @@
 Layout: the input ``[T, B, *feature]`` is viewed as ``[T, N]`` with ``N = B·prod(feature)``,
 its dims in memory order (:func:`snn.cuda.params.memory_order`: row-major, channels-last, ...;
 a copy in row-major order only for an input that is not dense with ``T`` outermost), so neuron
-``n`` belongs to channel ``(n // S) % P`` with ``S`` the product of the dims laid out inside the
-channel dim (see :func:`snn.cuda.params.channel_layout`). Saved for the backward pass, besides the flat
-parameters: for a launcher with ``recomputes_h`` (the CPU one), the input ``x`` and the
+``n`` belongs to channel ``(n // S) % P`` with ``S`` the product of the dims laid out inside
+the channel dim (see :func:`snn.cuda.params.channel_layout`). Saved for the backward pass,
+besides the flat parameters: for a launcher with ``recomputes_h`` (the CPU one), the input ``x`` and the
 initial state ``v0 [N]`` only, from which its backward kernel recomputes the membranes;
 otherwise the pre-reset membrane ``h`` as one ``[T, N]`` sequence in the state dtype, the
 initial state only when the decay needs a gradient, and ``x`` only when that decay also
@@ -16,7 +16,6 @@ scales the input (``decay_input``). Spikes and post-reset membranes are recomput
 from __future__ import annotations
 
 import logging
-import math
 from typing import Callable, Optional, Protocol
 
 import torch
@@ -109,7 +108,7 @@ class FusedNeuron(torch.autograd.Function):
         b = flat_param(beta, 1.0, P, sd, dev)
         o = flat_param(None if beta is None else 1.0 - beta, 0.0, P, sd, dev)
         th = flat_param(theta, 0.0, P, sd, dev)
-        step_order = tuple(d - 1 for d in order[1:])
+        step_order = tuple(d - 1 for d in order[1:])  # the same walk over one step [B, *feature]
         if launcher.optional_state and _uniform(v0):  # e.g. the rest state, a broadcast view
             v0f = v0.detach()[(0,) * v0.dim()].reshape(1).to(sd)
         else:
@@ -127,20 +126,20 @@ class FusedNeuron(torch.autograd.Function):
             keep_x = recompute or (need_db and cfg.charge_mode == 2)  # CHARGE_DECAY_INPUT
             ctx.save_for_backward(h if store_h else None, v0f if need_db or recompute else None, b, o, th,
                                   xf if keep_x else None)
-        ctx.meta = (launcher, cfg, P, S, order, xp.shape, x.dtype, v0.dtype, _meta(beta), _meta(theta))
-        ctx.set_materialize_grads(False)
         back, step_back = _inverse(order), _inverse(step_order)
+        ctx.meta = (launcher, cfg, P, S, (order, step_order, back, step_back), xp.shape, x.dtype, v0.dtype,
+                    _meta(beta), _meta(theta))
+        ctx.set_materialize_grads(False)
         out = (spikes.view(xp.shape).permute(back), v_last.view(xp.shape[1:]).permute(step_back))
         return out + (v_seq.view(xp.shape).permute(back),) if record_v else out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gs, gvlast, gvseq=None):  # type: ignore[override]
-        launcher, cfg, P, S, order, pshape, xdtype, v0dtype, beta, theta = ctx.meta
+        launcher, cfg, P, S, (order, step_order, back, step_back), pshape, xdtype, v0dtype, beta, theta = ctx.meta
         h, v0f, b, o, th, xf = ctx.saved_tensors
         T, N = (h if h is not None else xf).shape
         dev, sd = b.device, b.dtype
-        step_order = tuple(d - 1 for d in order[1:])
         if v0f is None:  # not read by the kernels without dβ
             v0f = torch.zeros(1, dtype=sd, device=dev)
 
@@ -164,9 +163,8 @@ class FusedNeuron(torch.autograd.Function):
         dtheta = torch.empty(N if need_dth else 1, dtype=sd, device=dev)
         launcher.backward(gsf, has_gs, gvsf, has_gvs, gvl, h, v0f, x_arg, b, o, th, S, cfg,
                           grad_x, grad_v0, dbeta, need_db, dtheta)
-        gx = grad_x.view(pshape).permute(_inverse(order)) if ctx.needs_input_grad[6] else None
-        gv0 = (grad_v0.view(pshape[1:]).permute(_inverse(step_order)).to(v0dtype) if ctx.needs_input_grad[7]
-               else None)
+        gx = grad_x.view(pshape).permute(back) if ctx.needs_input_grad[6] else None
+        gv0 = grad_v0.view(pshape[1:]).permute(step_back).to(v0dtype) if ctx.needs_input_grad[7] else None
         gb = _reduce(dbeta, *beta, P, S) if need_db else None
         gth = _reduce(dtheta, *theta, P, S) if ctx.needs_input_grad[9] else None
         return None, None, None, None, None, None, gx, gv0, gb, gth
@@ -184,16 +182,15 @@ def make_run(launcher_factory: Callable[[], Launcher], dtypes: tuple[torch.dtype
 
     def run(x: Tensor, v0: Tensor, spec: NeuronSpec, record_v: bool = False
             ) -> tuple[Tensor, Tensor, Optional[Tensor]]:
-        layout = channel_layout(x, spec.beta, spec.v_threshold)
+        order = memory_order(x)
+        layout = channel_layout(x, spec.beta, spec.v_threshold, order=order)
         if x.dtype not in dtypes or layout is None or x.shape[0] == 0 or x[0].numel() == 0:
             log.debug("fused kernels do not cover dtype=%s shape=%s; running the torch reference",
                       x.dtype, tuple(x.shape))
             return multistep(x, v0, spec, record_v)
         if not launcher:
             launcher.append(launcher_factory())
-        order = memory_order(x)
-        P = layout[0]
-        S = math.prod(x.shape[d] for d in order[order.index(2) + 1:]) if x.dim() >= 3 else 1
+        P, S = layout
         out = FusedNeuron.apply(launcher[0], kernel_config(spec), P, S, record_v, order, x, v0,
                                 spec.beta, spec.v_threshold)
         return out[0], out[1], (out[2] if record_v else None)

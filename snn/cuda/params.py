@@ -6,6 +6,7 @@ covers every model × reset × surrogate combination.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -79,10 +80,13 @@ def kernel_config(spec: NeuronSpec) -> KernelConfig:
                         keep_reset=0.0 if spec.detach_reset else 1.0, kind=kind, sa=sa, sb=sb)
 
 
-def channel_layout(x: Tensor, *params: object) -> Optional[tuple[int, int]]:
-    """``(P, S)`` for input ``x [T, B, C, *rest]``: P parameters per tensor (1 or C), S =
-    prod(rest) neurons per channel row; ``None`` if a parameter does not broadcast as a
-    scalar or along dim 2 (then the caller falls back to the reference)."""
+def channel_layout(x: Tensor, *params: object, order: Optional[tuple[int, ...]] = None
+                   ) -> Optional[tuple[int, int]]:
+    """``(P, S)`` for input ``x [T, B, C, *rest]`` walked in dim ``order`` (default row-major;
+    see :func:`memory_order`): P parameters per tensor (1 or C), S = the product of the sizes
+    of the dims that come after the channel dim in that order, so that neuron ``n`` of the walk
+    is in channel ``(n // S) % P``; ``None`` if a parameter does not broadcast as a scalar or
+    along dim 2 (then the caller falls back to the reference)."""
     P = 1
     for p in params:
         if not isinstance(p, Tensor) or p.dim() == 0:
@@ -91,10 +95,10 @@ def channel_layout(x: Tensor, *params: object) -> Optional[tuple[int, int]]:
             return None
         if p.shape[0] != 1:
             P = x.shape[2]
-    S = 1
-    for d in x.shape[3:]:
-        S *= d
-    return P, S
+    if x.dim() < 3:
+        return P, 1
+    order = order or tuple(range(x.dim()))
+    return P, math.prod(x.shape[d] for d in order[order.index(2) + 1:])
 
 
 def memory_order(x: Tensor) -> tuple[int, ...]:

@@ -52,7 +52,7 @@ class ConvSNN(nn.Module):
                  readout_tau: float = 5.0, T: Optional[int] = None, detach_reset: bool = True,
                  channels_last: bool = True) -> None:
         super().__init__()
-        self.T, self.channels_last = T, channels_last
+        self.T = T
         self.in_channels, self.input_size = in_channels, input_size
         layers: list[nn.Module] = []
         c_in, size = in_channels, input_size
@@ -63,8 +63,8 @@ class ConvSNN(nn.Module):
                                       detach_reset=detach_reset))
             c_in, size = c_out, size // 2
         self.features = nn.Sequential(*layers)
-        if channels_last:  # channels-last weights too: a 1-channel input's layout is ambiguous
-            self.features.to(memory_format=torch.channels_last)
+        if channels_last:  # channels-last weights make the convolutions return channels-last
+            self.features.to(memory_format=torch.channels_last)  # (whatever the input's layout)
         self.head = nn.Sequential(nn.Flatten(2), nn.Dropout(dropout), nn.Linear(c_in * size * size, num_classes))
         self.readout = LeakyIntegrator(tau=readout_tau)
 
@@ -73,7 +73,4 @@ class ConvSNN(nn.Module):
         if x.shape[2:] != (self.in_channels, self.input_size, self.input_size):
             raise ValueError(f"x must be [T, B, {self.in_channels}, {self.input_size}, {self.input_size}], "
                              f"got {tuple(x.shape)}")
-        if self.channels_last:
-            T, B = x.shape[:2]
-            x = x.reshape(T * B, *x.shape[2:]).contiguous(memory_format=torch.channels_last).view(x.shape)
         return self.readout(self.head(self.features(x)))

@@ -134,7 +134,7 @@ class BaseNeuron(StatefulModule):
 
     def _rest(self, like: Tensor) -> Tensor:
         """Membrane at rest, ``[B, *feature]``: zeros plus ``v_init``."""
-        return torch.empty_like(like).copy_(self._per_channel(self.v_init, like.dim()))
+        return torch.empty_like(like).copy_(self._rest_view(like))
 
     def _rest_view(self, like: Tensor) -> Tensor:
         """The rest state as a broadcast view of ``v_init`` (no ``[B, *feature]`` memory, which

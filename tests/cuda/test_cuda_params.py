@@ -38,6 +38,9 @@ def test_channel_layout():
     assert channel_layout(x, torch.zeros(5, 1, 1), None) is None           # wrong channel count
     assert channel_layout(torch.zeros(2, 3, 7), torch.zeros(7), None) == (7, 1)
     assert channel_layout(torch.zeros(2, 3, 7), torch.zeros(7, 1), None) is None  # wrong rank
+    # S counts the dims walked inside the channel dim: channels-last has none, [T, C, B, ...] has B too
+    assert channel_layout(x, torch.zeros(4, 1, 1), None, order=(0, 1, 3, 4, 2)) == (4, 1)
+    assert channel_layout(x, torch.zeros(4, 1, 1), None, order=(0, 2, 1, 3, 4)) == (4, 90)
 
 
 def test_memory_order():
