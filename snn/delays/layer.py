@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from snn.delays.backends import resolve_delay_backend
 from snn.delays.functional import delay_conv
 from snn.delays.taps import Taps, gaussian_taps, gaussian_width, integer_taps, linear_taps, taps_to_dense
-from snn.neurons.base import check_sequence
+from snn.neurons.base import check_sequence, nan_checks_enabled
 from snn.state import StatefulModule
 
 __all__ = ["DelayLinear", "DELAY_MODES", "INTERPOLATIONS"]
@@ -24,8 +24,9 @@ INTERPOLATIONS = ("gaussian", "linear")
 
 
 def _check_nan(x: Tensor, name: str) -> None:
-    """One reduction instead of ``isnan(x).any()``: the sum is NaN iff ``x`` holds NaN (or both infinities)."""
-    if x.numel() and x.is_floating_point() and torch.isnan(x.detach().sum()):
+    """One reduction instead of ``isnan(x).any()``: the sum is NaN iff ``x`` holds NaN (or both
+    infinities). Where :func:`snn.neurons.base.nan_checks_enabled` says (CPU, or CUDA under anomaly detection)."""
+    if x.numel() and x.is_floating_point() and nan_checks_enabled(x) and torch.isnan(x.detach().sum()):
         raise ValueError(f"{name} contains NaN values (or both +inf and -inf)")
 
 

@@ -15,7 +15,19 @@ from snn.surrogate import SurrogateLike, get_surrogate
 
 log = logging.getLogger("snn")
 
-__all__ = ["BaseNeuron", "check_sequence", "check_no_nan_membrane"]
+__all__ = ["BaseNeuron", "check_sequence", "check_no_nan_membrane", "nan_checks_enabled"]
+
+
+def nan_checks_enabled(x: Tensor) -> bool:
+    """Whether the layers test ``x`` for NaN: always for CPU tensors, and on other devices
+    (CUDA) only under ``torch.autograd.detect_anomaly()``.
+
+    A test's answer has to reach the host to raise, which on a GPU waits for every kernel
+    queued before it; one such wait per layer would stall the asynchronous launch queue
+    that keeps the GPU busy, so GPU runs test only when anomaly detection asks for it (the
+    trainer still stops on a non-finite loss, :func:`snn.train.loop.train_epoch`).
+    """
+    return x.device.type == "cpu" or torch.is_anomaly_enabled()
 
 
 def check_sequence(x: Tensor, name: str = "x", min_dim: int = 2, T: Optional[int] = None,
@@ -23,7 +35,8 @@ def check_sequence(x: Tensor, name: str = "x", min_dim: int = 2, T: Optional[int
     """Validate a time-first input ``[T, B, ...]``.
 
     ``check_nan=False`` skips the full pass over ``x``; neuron layers use it and test their
-    final membrane instead (:func:`check_no_nan_membrane`), which costs 1/T as much.
+    final membrane instead (:func:`check_no_nan_membrane`), which costs 1/T as much. The NaN
+    test runs where :func:`nan_checks_enabled` says (CPU, or CUDA under anomaly detection).
 
     Raises:
         TypeError: ``x`` is not a tensor.
@@ -36,7 +49,7 @@ def check_sequence(x: Tensor, name: str = "x", min_dim: int = 2, T: Optional[int
                          f"got shape {tuple(x.shape)}")
     if T is not None and x.shape[0] != T:
         raise ValueError(f"{name} has T={x.shape[0]} timesteps (dim 0) but T={T} was expected")
-    if check_nan and x.numel() and x.is_floating_point() and torch.isnan(x).any():
+    if check_nan and x.numel() and x.is_floating_point() and nan_checks_enabled(x) and torch.isnan(x).any():
         raise ValueError(f"{name} contains NaN values")
 
 
@@ -47,8 +60,11 @@ def check_no_nan_membrane(v_last: Tensor, name: str = "x") -> None:
     can clear it: ``Θ(NaN) = 0`` and ``β·NaN = NaN``), so testing the last state detects NaN
     inputs without reading the whole ``[T, B, ...]`` input again. One sum (no temporary) is
     tested first; only a non-finite sum, which any NaN makes, is looked at element-wise.
+    Runs where :func:`nan_checks_enabled` says (CPU, or CUDA under anomaly detection).
     """
-    if v_last.is_floating_point() and not bool(torch.isfinite(v_last.sum())) and bool(torch.isnan(v_last).any()):
+    if not (v_last.is_floating_point() and nan_checks_enabled(v_last)):
+        return
+    if not bool(torch.isfinite(v_last.sum())) and bool(torch.isnan(v_last).any()):
         raise ValueError(f"{name} contains NaN values (the membrane became NaN)")
 
 

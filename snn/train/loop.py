@@ -133,24 +133,34 @@ def train_epoch(model: nn.Module, loader: Iterable, opt: torch.optim.Optimizer, 
     ``model.after_optimizer_step()`` runs after every step if the model defines it.
 
     Returns ``(mean loss, accuracy)`` over the samples seen.
+
+    Raises:
+        FloatingPointError: a batch's loss is NaN or infinite; raised before that batch's
+            optimizer step, so the model keeps the weights of the last finite step.
     """
     forward = forward or (lambda x: scores(model(x)))
     after_step = getattr(getattr(model, "module", model), "after_optimizer_step", None)   # DDP-wrapped too
     model.train()
     loss_sum, correct, n = 0.0, 0, 0
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress, mininterval=1.0)
-    for x, y in bar:
+    for batch, (x, y) in enumerate(bar, 1):
         x, y = x.to(device), y.to(device)
         reset(model)
         s = forward(x)
         loss = F.cross_entropy(s, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        loss_value = loss.item()                    # before the step: a NaN would spread into every weight
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"{desc or 'training'}: the loss of batch {batch} is "
+                                     f"{loss_value}; the optimizer step was skipped and the model keeps its last "
+                                     "finite weights. Look for NaN/inf inputs or a too-large learning rate "
+                                     "(torch.autograd.detect_anomaly() also tests every layer on the GPU)")
         opt.step()
         if after_step is not None:
             after_step()                            # e.g. clamp delay positions to range
         reset(model)
-        loss_sum += loss.item() * len(y)
+        loss_sum += loss_value * len(y)
         correct += int((s.argmax(1) == y).sum())
         n += len(y)
         bar.set_postfix(loss=f"{loss_sum / n:.3f}", acc=f"{correct / n:.3f}")

@@ -75,3 +75,23 @@ def test_input_errors():
         n([[1.0]])
     with pytest.raises(ValueError, match="T=4"):
         snn.neurons.check_sequence(torch.rand(3, 2, 2), T=4)
+
+
+@pytest.mark.filterwarnings("ignore:Anomaly Detection has been enabled")
+def test_nan_tests_need_no_host_sync_off_the_cpu():
+    """Off the CPU the NaN tests (whose answer must reach the host) run only under anomaly
+    detection. A meta tensor stands in for a CUDA one: reading its value raises, so a test
+    that ran would fail here."""
+    from snn.delays.layer import _check_nan
+    from snn.neurons.base import check_no_nan_membrane, nan_checks_enabled
+    x = torch.empty(4, 2, 3, device="meta")
+    assert nan_checks_enabled(torch.rand(2)) and not nan_checks_enabled(x)
+    check_no_nan_membrane(x[0])
+    snn.neurons.check_sequence(x)
+    _check_nan(x, "x")
+    with torch.autograd.detect_anomaly():
+        assert nan_checks_enabled(x)
+        for check in (lambda: check_no_nan_membrane(x[0]), lambda: snn.neurons.check_sequence(x),
+                      lambda: _check_nan(x, "x")):
+            with pytest.raises((RuntimeError, NotImplementedError)):
+                check()
