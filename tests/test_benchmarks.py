@@ -1,9 +1,14 @@
 """Smoke test of the benchmark scripts that run without peer libraries (tiny sizes)."""
 import importlib.util
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 pytest.importorskip("numba")
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,3 +47,16 @@ def test_neurons_sigmoid_run_gives_the_same_spikes_and_records_the_surrogate(tmp
     assert all("skipped" not in r and r["train_ms"] > 0 for r in rows)
     assert len({r["firing_rate"] for r in rows}) == 1   # one LIF, three implementations
     assert "surrogate: sigmoid" in (tmp_path / "neurons.md").read_text()
+
+
+def test_gpu_check_script_parses_and_refuses_a_machine_without_a_gpu(tmp_path):
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash is not installed")
+    script = ROOT / "benchmarks" / "gpu_check.sh"
+    assert subprocess.run([bash, "-n", str(script)]).returncode == 0
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: run the script itself")
+    r = subprocess.run([bash, str(script), str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHON": sys.executable})
+    assert r.returncode == 1 and "no CUDA device" in r.stderr
