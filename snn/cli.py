@@ -11,6 +11,7 @@ __all__ = ["main", "build_parser", "SUBCOMMAND_MODULES"]
 
 # Modules that add subcommands: each defines ``add_parser(subparsers)``, which creates its
 # parser and sets ``func=handler`` (``handler(args) -> int``) with ``set_defaults``.
+DEFAULT_EPOCHS = 8
 SUBCOMMAND_MODULES: tuple[str, ...] = ("snn.energy.cli", "snn.latency.cli", "snn.conversion.cli")
 
 
@@ -53,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "digits-events dataset (offline).")
     _add_data_args(t, "digits-events")
     t.add_argument("--model", default="conv", help=f"preset: {', '.join(sorted(PRESETS))} (default: %(default)s)")
-    t.add_argument("--epochs", type=int, default=8)
+    t.add_argument("--epochs", type=int, default=None,
+                   help=f"training epochs (default: {DEFAULT_EPOCHS}; with --resume: the run's own count)")
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine-annealed)")
     t.add_argument("--backend", default="auto", help="neuron backend: auto, torch, numba, cupy")
@@ -68,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "GPU); --batch-size is per process")
 
     e = sub.add_parser("evaluate", help="evaluate a checkpoint",
-                       description="Evaluate a checkpoint on its own test split (default) or on other data.")
+                       description="Evaluate a checkpoint on its own test split (default), on every recording "
+                                   "of --test-data (or --data), or on the test split of --dataset.")
     e.add_argument("checkpoint")
     _add_data_args(e, None)
     e.add_argument("--backend", default=None)
@@ -131,13 +134,16 @@ def _train(args: argparse.Namespace) -> int:
         args.out = _default_out(args)
     if args.nproc > 1 and not launched_by_torchrun():
         return _launch_torchrun(args)
-    cfg = TrainConfig(data=_data_spec(args), model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+    epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
+    cfg = TrainConfig(data=_data_spec(args), model=args.model, epochs=epochs, batch_size=args.batch_size,
                       lr=args.lr, backend=args.backend, device=args.device, seed=args.seed, out=args.out,
                       resume=args.resume, progress=not args.no_progress)
     if args.resume and (Path(args.out) / "checkpoint.pt").exists():
         from snn.train import load_checkpoint
         cfg = TrainConfig.from_dict(load_checkpoint(Path(args.out) / "checkpoint.pt")["config"])
-        cfg.resume, cfg.epochs = True, args.epochs
+        cfg.resume = True
+        if args.epochs is not None:                 # extending (or shortening) the run on purpose
+            cfg.epochs = args.epochs
     m = train(cfg)
     f = m["final"]
     if f is None:                                   # a rank other than 0 under torchrun
@@ -149,8 +155,10 @@ def _train(args: argparse.Namespace) -> int:
 
 def load_checkpoint_and_data(args: argparse.Namespace):
     """``(model, checkpoint, test set, data info)`` for commands that take a ``snn train``
-    checkpoint: the run's own test split, or the data named by the data arguments, binned as
-    in training unless ``--T``/``--time-window``/... override it."""
+    checkpoint: the run's own test split; or every recording of ``--test-data`` (else of
+    ``--data``), on the training run's sensor size unless ``--sensor-size`` is given; or the
+    test split of ``--dataset``. Binned as in training unless ``--T``/``--time-window``/...
+    override it."""
     from snn.train import TrainConfig, build_datasets, load_model
     model, ck = load_model(args.checkpoint, device="cpu", backend=args.backend)
     cfg = TrainConfig.from_dict(ck["config"])
@@ -158,6 +166,13 @@ def load_checkpoint_and_data(args: argparse.Namespace):
     for attr in ("T", "time_window", "downsample", "sensor_size", "cache_dir"):
         if getattr(args, attr, None) is not None:
             setattr(spec, attr, getattr(args, attr))
+    folder = args.test_data or args.data
+    if folder is not None:                          # every recording of that folder, no hold-out
+        labels = args.test_labels if args.test_data else args.labels
+        spec.data, spec.labels, spec.test_data, spec.test_labels = folder, labels, folder, labels
+        trained_on = (ck.get("info") or {}).get("sensor_size")
+        if spec.sensor_size is None and trained_on is not None:
+            spec.sensor_size = tuple(trained_on)    # frames shaped as in training
     _, test, info = build_datasets(spec)
     return model, ck, test, info
 

@@ -31,6 +31,12 @@ def test_train_and_evaluate_end_to_end(tiny_folder, tmp_path, capsys):
     assert "accuracy" in capsys.readouterr().out
     ev = json.loads((tmp_path / "ev.json").read_text())
     assert ev["acc"] == pytest.approx(metrics["final"]["test_acc"])
+    assert ev["n"] == 10  # the run's own hold-out: 20 % of 48 recordings
+    # other data: every recording of --data, or of --test-data (with or without --data)
+    for args in (["--data", str(tiny_folder)], ["--test-data", str(tiny_folder)],
+                 ["--data", str(tiny_folder), "--test-data", str(tiny_folder)]):
+        assert main(["evaluate", str(out / "checkpoint.pt"), *args, "--out", str(tmp_path / "all.json")]) == 0
+        assert json.loads((tmp_path / "all.json").read_text())["n"] == 48, args
 
 
 def test_resume_continues_and_matches_an_uninterrupted_run(tiny_folder, tmp_path, monkeypatch):
@@ -50,7 +56,8 @@ def test_resume_continues_and_matches_an_uninterrupted_run(tiny_folder, tmp_path
         _train(tiny_folder, cut, "--epochs", "3")
     monkeypatch.undo()
     assert load_checkpoint(cut / "checkpoint.pt")["epoch"] == 1
-    assert main(["train", "--out", str(cut), "--resume", "--epochs", "3", "--no-progress"]) == 0
+    # as the README says it: the run keeps its own epoch count (3, not the default 8)
+    assert main(["train", "--out", str(cut), "--resume", "--no-progress"]) == 0
     a, b = load_checkpoint(full / "checkpoint.pt"), load_checkpoint(cut / "checkpoint.pt")
     assert b["epoch"] == 3 and [h["epoch"] for h in b["history"]] == [1, 2, 3]
     for k in a["model"]:
