@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 log = logging.getLogger("snn")
@@ -113,6 +114,7 @@ def _model(args: argparse.Namespace, info: dict) -> tuple[nn.Module, dict]:
         model, ck = load_model(args.checkpoint, device="cpu", backend=args.backend)
         return model, {"preset": ck["config"]["model"], "model_kwargs": {**ck["model_kwargs"], "backend": args.backend}}
     kwargs = model_kwargs_for(args.model, info, args.backend, {})
+    torch.manual_seed(args.seed)                    # the initial weights too follow --seed
     return build_model(args.model, **kwargs), {"preset": args.model, "model_kwargs": kwargs}
 
 

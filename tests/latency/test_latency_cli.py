@@ -108,3 +108,15 @@ def test_dynamic_confidence_options_for_evaluate(compressed, tmp_path, capsys):
     args = parser.parse_args(["--dynamic-confidence", "--dc-calibration-fraction", "1.5"])
     with pytest.raises(ValueError, match="calibration-fraction"):
         run_dynamic_confidence(args, model, frames)
+
+
+def test_same_seed_same_result(compressed, tmp_path):
+    """A run from scratch is reproducible: --seed fixes the initial weights as well as the data
+    order and dropout (the global RNG has moved on since the fixture's run)."""
+    folder, first, _ = compressed
+    torch.rand(7)
+    assert _compress(folder, tmp_path / "again") == 0
+    for name in ("stage1_T2.pt", "stage2_T1.pt"):
+        a, b = load_checkpoint(first / name), load_checkpoint(tmp_path / "again" / name)
+        for k in a["model"]:
+            torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0, msg=f"{name}: {k}")
