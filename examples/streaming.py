@@ -2,9 +2,10 @@
 Dynamic-Confidence early stopping (snn.streaming).
 
 A model is trained on 10 ms frames of the embedded digits-events dataset (or loaded from a
-`snn train` checkpoint trained with `--time-window`); then test recordings are replayed as a
-live sensor would deliver them, one 10 ms packet at a time, and each stream stops as soon as
-the model is confident.
+`snn train` checkpoint trained with `--time-window`); then the run's own test recordings (its
+test folder, held-out split or dataset test split) are replayed as a live sensor would
+deliver them, one 10 ms packet at a time, and each stream stops as soon as the model is
+confident.
 
     python examples/streaming.py                        # train 3 epochs, stream 50 test recordings
     python examples/streaming.py --checkpoint runs/x/checkpoint.pt --threshold 0.95
@@ -19,10 +20,24 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from torch.utils.data import Dataset
 
-from snn.datasets import open_dataset
+from snn.datasets import EventFolder, open_dataset, train_val_split
 from snn.streaming import classify_stream, slice_events
 from snn.train import DataSpec, TrainConfig, load_model, train
+
+
+def test_recordings(ck: dict) -> tuple[Dataset, tuple[int, int, int]]:
+    """The raw test recordings of the run that made checkpoint ``ck`` and its sensor size: its
+    ``--test-data`` folder, else the same held-out split of its ``--data`` folder that
+    training tested on, else the test split of its named dataset."""
+    spec, sensor = ck["config"]["data"], tuple(ck["info"]["sensor_size"])
+    if spec.get("test_data"):
+        return EventFolder(spec["test_data"], spec.get("test_labels"), sensor_size=sensor), sensor
+    if spec.get("data"):
+        folder = EventFolder(spec["data"], spec.get("labels"), sensor_size=sensor)
+        return train_val_split(folder, spec["val_fraction"], seed=spec["seed"], stratify=True)[1], sensor
+    return open_dataset(spec["dataset"], train=False), sensor
 
 
 def main(argv=None) -> None:
@@ -46,11 +61,11 @@ def main(argv=None) -> None:
     model, ck = load_model(a.checkpoint)
     spec = ck["config"]["data"]
     window = spec.get("time_window") or a.time_window
-    recordings = open_dataset(spec.get("dataset") or "digits-events", train=False)
+    recordings, sensor_size = test_recordings(ck)
     correct, steps = 0, []
     for i in range(min(a.streams, len(recordings))):
         events, label = recordings[i]
-        d = classify_stream(model, slice_events(events, window), tuple(recordings.sensor_size),
+        d = classify_stream(model, slice_events(events, window), sensor_size,
                             downsample=spec.get("downsample"), threshold=a.threshold, max_steps=ck["config"]["data"]["T"])
         correct += d.prediction == int(label)
         steps.append(d.step)

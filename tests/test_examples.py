@@ -133,6 +133,38 @@ def test_streaming(tmp_path, cache_dir):
     assert (tmp_path / "train" / "checkpoint.pt").is_file()
 
 
+def test_streaming_replays_the_runs_own_test_recordings(tmp_path):
+    """A run on a folder streams that folder's held-out split (the one training tested on) or
+    its test folder, not a named dataset."""
+    import importlib.util
+
+    import numpy as np
+    import tonic
+
+    from snn.train import DataSpec, build_datasets
+    spec = importlib.util.spec_from_file_location("streaming_example", EXAMPLES / "streaming.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(0)
+    for label in (0, 1, 2):
+        (tmp_path / f"c{label}").mkdir()
+        for i in range(5 + label):
+            ev = np.zeros(20, dtype=tonic.io.events_struct)
+            ev["x"], ev["y"], ev["t"] = 3 * label + rng.integers(0, 3, 20), rng.integers(0, 8, 20), np.arange(20) * 100
+            np.save(tmp_path / f"c{label}" / f"{i}.npy", ev)
+    data = DataSpec(data=str(tmp_path), sensor_size=(9, 8, 2), T=2, cache_dir=str(tmp_path / "cache"), progress=False)
+    _, test, _ = build_datasets(data)
+    ck = {"config": {"data": {**vars(data), "dataset": "digits-events"}}, "info": {"sensor_size": [9, 8, 2]}}
+    held_out, sensor = mod.test_recordings(ck)
+    assert sensor == (9, 8, 2) and len(held_out) == len(test) == 3   # one of each class's 5-7
+    assert list(held_out.indices) == list(test.indices)
+    assert [int(held_out[i][1]) for i in range(3)] == [int(test[i][1]) for i in range(3)] == [0, 1, 2]
+    ck["config"]["data"]["test_data"] = str(tmp_path)
+    assert len(mod.test_recordings(ck)[0]) == 18
+    ck["config"]["data"].update(data=None, test_data=None)
+    assert len(mod.test_recordings(ck)[0]) == len(build_datasets(DataSpec(T=2, progress=False))[1])
+
+
 OTHERS = sorted(set(SCRIPTS) - CHECKED - NOT_RUN)
 if OTHERS:                                          # a new script runs here until it gets its own test
     @pytest.mark.parametrize("name", OTHERS)
