@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from typing import Any, Callable, Optional
 
 import torch
@@ -15,7 +16,9 @@ __all__ = ["resolve_factory", "load_ann", "save_converted", "load_converted"]
 
 
 def resolve_factory(spec: str) -> Callable[..., nn.Module]:
-    """``"package.module:function"`` → the callable (e.g. ``"snn.models:vgg16_bn"``).
+    """``"package.module:function"`` → the callable (e.g. ``"snn.models:vgg16_bn"``). The module
+    is looked up on ``sys.path`` and then in the current directory, so a user's own
+    ``mypkg/nets.py`` works from the folder it is in (as under ``python -m``).
 
     Raises:
         ValueError: not of the form ``module:name``, or the module/attribute does not exist.
@@ -23,6 +26,9 @@ def resolve_factory(spec: str) -> Callable[..., nn.Module]:
     mod, sep, name = spec.partition(":")
     if not sep or not mod or not name:
         raise ValueError(f"--model must look like 'package.module:factory', got {spec!r}")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:  # the `snn` script's path does not have it
+        sys.path.append(cwd)                        # after the installed packages: none is shadowed
     try:
         obj = importlib.import_module(mod)
     except ImportError as e:

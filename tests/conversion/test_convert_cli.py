@@ -90,3 +90,17 @@ def test_event_folder_calibration(ann_file, tmp_path):
                "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
     assert rc == 0
     assert json.loads((out / "conversion.json").read_text())["n_samples"] == 12
+
+
+def test_model_factory_from_a_module_in_the_current_folder(tmp_path, monkeypatch):
+    """`snn convert --model mypkg.nets:make` from the folder holding mypkg/, as under `python -m`."""
+    import sys
+    pkg = tmp_path / "snn_user_pkg_cwd"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "nets.py").write_text("import torch\n\ndef make(width=3):\n    return torch.nn.Linear(2, width)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert resolve_factory("snn_user_pkg_cwd.nets:make")(width=4).out_features == 4
+    with pytest.raises(ValueError, match="cannot import module 'snn_user_pkg_nowhere'"):
+        resolve_factory("snn_user_pkg_nowhere:make")
