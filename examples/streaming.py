@@ -22,22 +22,22 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from snn.datasets import EventFolder, open_dataset, train_val_split
+from snn.datasets import EventFolder, open_dataset
 from snn.streaming import classify_stream, slice_events
 from snn.train import DataSpec, TrainConfig, load_model, train
+from snn.train.data import held_out_split
 
 
 def test_recordings(ck: dict) -> tuple[Dataset, tuple[int, int, int]]:
     """The raw test recordings of the run that made checkpoint ``ck`` and its sensor size: its
     ``--test-data`` folder, else the same held-out split of its ``--data`` folder that
     training tested on, else the test split of its named dataset."""
-    spec, sensor = ck["config"]["data"], tuple(ck["info"]["sensor_size"])
-    if spec.get("test_data"):
-        return EventFolder(spec["test_data"], spec.get("test_labels"), sensor_size=sensor), sensor
-    if spec.get("data"):
-        folder = EventFolder(spec["data"], spec.get("labels"), sensor_size=sensor)
-        return train_val_split(folder, spec["val_fraction"], seed=spec["seed"], stratify=True)[1], sensor
-    return open_dataset(spec["dataset"], train=False), sensor
+    spec, sensor = TrainConfig.from_dict(ck["config"]).data, tuple(ck["info"]["sensor_size"])
+    if spec.test_data:
+        return EventFolder(spec.test_data, spec.test_labels, sensor_size=sensor), sensor
+    if spec.data:
+        return held_out_split(EventFolder(spec.data, spec.labels, sensor_size=sensor), spec)[1], sensor
+    return open_dataset(spec.dataset, train=False), sensor
 
 
 def main(argv=None) -> None:

@@ -9,9 +9,9 @@ from typing import Optional, Sequence
 
 __all__ = ["main", "build_parser", "SUBCOMMAND_MODULES"]
 
+DEFAULT_EPOCHS = 8  # of a new `snn train` run (a resumed one keeps its own)
 # Modules that add subcommands: each defines ``add_parser(subparsers)``, which creates its
 # parser and sets ``func=handler`` (``handler(args) -> int``) with ``set_defaults``.
-DEFAULT_EPOCHS = 8
 SUBCOMMAND_MODULES: tuple[str, ...] = ("snn.energy.cli", "snn.latency.cli", "snn.conversion.cli")
 
 

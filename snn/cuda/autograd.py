@@ -6,8 +6,8 @@ its dims in memory order (:func:`snn.cuda.params.memory_order`: row-major, chann
 a copy in row-major order only for an input that is not dense with ``T`` outermost), so neuron
 ``n`` belongs to channel ``(n // S) % P`` with ``S`` the product of the dims laid out inside
 the channel dim (see :func:`snn.cuda.params.channel_layout`). Saved for the backward pass,
-besides the flat parameters: for a launcher with ``recomputes_h`` (the CPU one), the input ``x`` and the
-initial state ``v0 [N]`` only, from which its backward kernel recomputes the membranes;
+besides the flat parameters: for a launcher with ``recomputes_h`` (the CPU one), the input
+``x`` and the initial state ``v0 [N]`` only, from which its backward kernel recomputes the membranes;
 otherwise the pre-reset membrane ``h`` as one ``[T, N]`` sequence in the state dtype, the
 initial state only when the decay needs a gradient, and ``x`` only when that decay also
 scales the input (``decay_input``). Spikes and post-reset membranes are recomputed from

@@ -23,7 +23,8 @@ gradients are flagged and never read. The per-neuron state vectors ``[N]`` may c
 ``∂L/∂v_last``, an unwanted ``∂L/∂v0``. At T = 4 each such row costs a quarter of a pass over
 the input, so skipping them makes a training step of a large layer 10-15 % faster.
 Parameters are either scalars (one value for all neurons) or per-neuron vectors ``[N]``
-expanded on the host from per-channel ones; :func:`_at` reads both, and Numba compiles one specialisation per form.
+expanded on the host from per-channel ones; :func:`_at` reads both, and Numba compiles one
+specialisation per form.
 Each kernel is compiled twice from one source, with ``parallel=True`` and serially;
 problems under ``SERIAL_BELOW`` neuron-timesteps use the serial build, since waking the
 thread pool costs more than they take.
@@ -79,8 +80,9 @@ def _forward_step(v, x, b, o, th, mode, v_reset, hard):
 def _forward(x, v0, beta, omb, theta, mode, v_reset, hard, spikes, v_seq, v, W):  # pragma: no cover - compiled
     """Forward over all T. ``x``/``spikes`` ``[T, N]``; ``v0 [N]`` the initial state (``[1]``:
     the same for every neuron), ``v [N]`` the last state out (the running state in between);
-    ``beta``/``omb``/``theta`` scalars or ``[N]``; ``v_seq`` ``[T, N]``, or ``[1, N]`` (not written) when not wanted; ``W`` neurons
-    per block; flags as in :class:`snn.cuda.params.KernelConfig`."""
+    ``beta``/``omb``/``theta`` scalars or ``[N]``; ``v_seq`` ``[T, N]``, or ``[1, N]`` (not
+    written) when not wanted; ``W`` neurons per block; flags as in
+    :class:`snn.cuda.params.KernelConfig`."""
     T, N = x.shape
     want_v = v_seq.shape[0] == T
     uniform = v0.shape[0] != N          # one initial value for every neuron: v0 is [1]

@@ -13,7 +13,7 @@ from snn.datasets import EventFolder, FrameDataset, open_dataset, read_events, t
 
 log = logging.getLogger("snn")
 
-__all__ = ["DataSpec", "build_datasets", "infer_sensor_size"]
+__all__ = ["DataSpec", "build_datasets", "held_out_split", "infer_sensor_size"]
 
 
 @dataclass
@@ -69,6 +69,14 @@ def _frames(events: Dataset, spec: DataSpec, name: str) -> FrameDataset:
                         progress=spec.progress, **kw)
 
 
+def held_out_split(dataset: Dataset, spec: DataSpec) -> tuple[Subset, Subset]:
+    """``(train, test)`` of a ``--data`` folder given without ``--test-data``: the seeded,
+    stratified ``spec.val_fraction`` hold-out that :func:`build_datasets` tests on. Any dataset
+    with the folder's recordings in the folder's order (its frames, or its raw events) gets the
+    same indices."""
+    return train_val_split(dataset, spec.val_fraction, seed=spec.seed, stratify=True)
+
+
 def build_datasets(spec: DataSpec) -> tuple[Dataset, Dataset, dict]:
     """Return ``(train, test, info)``: frame datasets yielding ``(float32 [T, ...], label)``.
 
@@ -87,7 +95,7 @@ def build_datasets(spec: DataSpec) -> tuple[Dataset, Dataset, dict]:
             test = _frames(_folder(spec.test_data, spec.test_labels, sensor), spec,
                            f"folder:{Path(spec.test_data).name}")
         else:
-            train, test = train_val_split(train, spec.val_fraction, seed=spec.seed, stratify=True)
+            train, test = held_out_split(train, spec)
         source = f"folder {spec.data}" + (f" (test: {spec.test_data})" if spec.test_data else "")
     else:
         kw = {} if spec.dataset == "digits-events" else dict(root=spec.root, download=spec.download)
