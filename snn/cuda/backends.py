@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import logging
 from typing import Callable, Optional
 
 import torch
@@ -17,6 +18,8 @@ from snn.neurons.backends import Backend, register_backend
 from snn.neurons.functional import NeuronSpec
 
 __all__ = ["CUDA_INSTALL_HINT", "numba_cuda_reason", "register_neuron_backends"]
+
+log = logging.getLogger("snn")
 
 CUDA_INSTALL_HINT = 'pip install "snn[cuda]"'
 CPU_DTYPES = (torch.float32, torch.float64)
@@ -59,6 +62,14 @@ def _cupy_reason() -> Optional[str]:
     except Exception as err:  # broken wheel, CUDA version mismatch, no driver
         return (f"backend 'cupy' cannot use the GPU ({type(err).__name__}: {err}); install the CuPy "
                 f"wheel matching your CUDA version, e.g. `{CUDA_INSTALL_HINT}`")
+    try:  # CuPy imports without NVRTC, its runtime compiler: compile the kernels now
+        from snn.cuda.cupy_gpu import load_module
+        load_module(torch.cuda.current_device())
+    except Exception as err:
+        reason = (f"backend 'cupy' cannot compile snn's CUDA kernels ({type(err).__name__}: {err}); CuPy "
+                  f"needs NVRTC, e.g. `pip install nvidia-cuda-nvrtc-cu12` for CUDA 12")
+        log.warning("%s; 'auto' uses the next CUDA backend", reason)
+        return reason
     return None
 
 

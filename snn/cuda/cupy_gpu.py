@@ -2,8 +2,9 @@
 
 The module is compiled once per process and device from the source files with
 ``cupy.RawModule`` (NVRTC; CuPy also caches the binary on disk), instantiating
-``snn::neuron_forward<T>``/``snn::neuron_backward<T>`` for T = float, __half and
-__nv_bfloat16, so half-precision inputs are read and written natively with float32 state.
+``snn::neuron_forward<T>``/``snn::neuron_backward<T>`` for T = float, ``snn::f16`` and
+``snn::bf16`` (the raw bits of float16/bfloat16, converted in ``neuron.cuh`` so that no CUDA
+header is needed), so half-precision inputs are read and written natively with float32 state.
 Launches go to PyTorch's current stream; tensors are passed as raw device pointers.
 """
 from __future__ import annotations
@@ -17,15 +18,18 @@ from torch import Tensor
 
 from snn.cuda.params import KernelConfig
 
-__all__ = ["CupyLauncher", "SOURCE_DIR", "KERNEL_TYPES", "load_module", "kernel_name", "blocks"]
+__all__ = ["CupyLauncher", "SOURCE_DIR", "COMPILE_OPTIONS", "KERNEL_TYPES", "load_module", "kernel_name", "blocks"]
 
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
-KERNEL_TYPES = {torch.float32: "float", torch.float16: "__half", torch.bfloat16: "__nv_bfloat16"}
+KERNEL_TYPES = {torch.float32: "float", torch.float16: "snn::f16", torch.bfloat16: "snn::bf16"}
 THREADS = 128
+#: NVRTC options of the module (CuPy adds the target architecture and ``-ftz=true``); the
+#: include path is the source folder alone: the kernels need no CUDA header.
+COMPILE_OPTIONS = ("-std=c++17", f"-I{SOURCE_DIR}")
 
 
 def kernel_name(kernel: str, dtype: torch.dtype) -> str:
-    """The name expression of ``kernel``'s instance for ``dtype`` inputs, e.g. ``snn::neuron_forward<__half>``."""
+    """The name expression of ``kernel``'s instance for ``dtype`` inputs, e.g. ``snn::neuron_forward<snn::f16>``."""
     return f"snn::{kernel}<{KERNEL_TYPES[dtype]}>"
 
 
@@ -49,7 +53,7 @@ def load_module(device_index: int):
 
     src = (SOURCE_DIR / "neuron.cu").read_text()
     with cupy.cuda.Device(device_index):
-        mod = cupy.RawModule(code=src, options=("-std=c++17", f"-I{SOURCE_DIR}"),
+        mod = cupy.RawModule(code=src, options=COMPILE_OPTIONS,
                              name_expressions=_names("neuron_forward") + _names("neuron_backward"))
         mod.compile()
     return mod
@@ -78,9 +82,9 @@ class CupyLauncher:
         import cupy
 
         index = device.index if device.index is not None else torch.cuda.current_device()
-        fn = _kernel(index, kernel, dtype)
         grid = (blocks(N),)
-        with cupy.cuda.Device(index):
+        with cupy.cuda.Device(index):  # the module is loaded into this device's context
+            fn = _kernel(index, kernel, dtype)
             stream = cupy.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream)
             with stream:
                 fn(grid, (THREADS,), args)

@@ -1,4 +1,8 @@
 """Registration of the fused backends (snn/cuda/backends.py) with the neuron registry."""
+import logging
+import sys
+import types
+
 import pytest
 import torch
 
@@ -34,3 +38,31 @@ def test_gpu_backends_without_gpu_say_why():
         with pytest.raises(RuntimeError, match=f"{name}|GPU|CUDA"):
             resolve_backend(name, "cuda", LIF().spec(3))
     assert available_backends("cuda") == ["torch"]
+
+
+def test_cupy_that_cannot_compile_is_unavailable_so_auto_moves_on(monkeypatch, caplog):
+    # CuPy imports and sees the GPU, but NVRTC is missing: 'cupy' must report itself
+    # unavailable (auto then takes numba.cuda) and say why once, not fail at the first forward
+    from snn.cuda import backends as cb
+    from snn.cuda import cupy_gpu
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1)))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(cb, "_torch_cuda_reason", lambda: None)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+
+    def no_nvrtc(index):
+        raise RuntimeError("CuPy failed to load libnvrtc.so.12")
+    monkeypatch.setattr(cupy_gpu, "load_module", no_nvrtc)
+    cb._cupy_reason.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="snn"):
+            reason = cb._cupy_reason()
+            assert cb._cupy_reason() == reason  # checked once per process
+        assert "cannot compile" in reason and "libnvrtc" in reason and "nvidia-cuda-nvrtc" in reason
+        assert [r.getMessage() for r in caplog.records].count(f"{reason}; 'auto' uses the next CUDA backend") == 1
+        assert backends._REGISTRY[("cupy", "cuda")].available() == reason
+        monkeypatch.setattr(cupy_gpu, "load_module", lambda index: object())
+        cb._cupy_reason.cache_clear()
+        assert cb._cupy_reason() is None
+    finally:
+        cb._cupy_reason.cache_clear()

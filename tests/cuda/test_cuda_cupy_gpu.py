@@ -1,11 +1,13 @@
 """GPU backend "cupy" (snn/cuda/cupy_gpu.py, snn/cuda/csrc/*.cu[h]).
 
 Everywhere: every ``.cu`` file is compiled with nvcc for sm_80 and sm_90, with the
-templates instantiated for float, __half and __nv_bfloat16 (skipped if nvcc is absent); and
+templates instantiated for float, snn::f16 and snn::bf16 (skipped if nvcc is absent); the
+module is compiled as CuPy compiles it, with NVRTC, its options and name expressions and no
+CUDA header on the include path (skipped if no NVRTC library is found); and
 the kernels themselves run on the host (``cuda_host.py``: the unchanged CUDA C source built
 by the host C++ compiler, launched through ``CupyLauncher``'s own argument packing) in the
 full parity suite, float32/float16/bfloat16 inputs, spikes bit-exact against the reference
-(skipped without a C++ compiler or the CUDA headers).
+(skipped without a C++ compiler).
 With CuPy and a GPU: the same parity on the device, on PyTorch's current stream and under
 autocast (skipped otherwise).
 """
@@ -17,12 +19,13 @@ from pathlib import Path
 
 import cuda_host
 import numpy as np
+import nvrtc
 import pytest
 import torch
 from cuda_parity import RESETS, check_parity, gpu_parity_test, make_neuron, parity_test
 
 from snn.cuda.backends import GPU_DTYPES
-from snn.cuda.cupy_gpu import KERNEL_TYPES, SOURCE_DIR
+from snn.cuda.cupy_gpu import COMPILE_OPTIONS, KERNEL_TYPES, SOURCE_DIR, _names
 from snn.neurons.functional import multistep
 
 NVCC = shutil.which("nvcc")
@@ -31,7 +34,7 @@ CU_FILES = sorted(SOURCE_DIR.glob("*.cu"))
 
 def test_sources_are_real_files():
     assert CU_FILES and (SOURCE_DIR / "neuron.cuh").is_file()
-    assert set(KERNEL_TYPES.values()) == {"float", "__half", "__nv_bfloat16"}
+    assert set(KERNEL_TYPES.values()) == {"float", "snn::f16", "snn::bf16"}
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc is not installed")
@@ -43,6 +46,28 @@ def test_cu_files_compile_with_nvcc(cu, arch, tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
 
+
+
+@pytest.mark.skipif(nvrtc.library() is None, reason="no NVRTC library (pip install nvidia-cuda-nvrtc)")
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90", "compute_90"])
+def test_module_compiles_with_nvrtc_as_cupy_compiles_it(arch):
+    # CuPy's RawModule adds the architecture and -ftz=true to the module's own options; no
+    # toolkit include folder is given, as under CuPy installed from pip wheels
+    names = _names("neuron_forward") + _names("neuron_backward")
+    ok, log, lowered = nvrtc.compile_program(SOURCE_DIR / "neuron.cu", COMPILE_OPTIONS + (f"-arch={arch}", "-ftz=true"),
+                                             names)
+    assert ok, log
+    assert sorted(lowered) == sorted(names) and all(v.startswith("_Z") for v in lowered.values())
+    assert len(set(lowered.values())) == len(names)
+
+
+@pytest.mark.skipif(nvrtc.library() is None, reason="no NVRTC library (pip install nvidia-cuda-nvrtc)")
+def test_nvrtc_check_fails_on_a_header_the_wheels_lack(tmp_path):
+    # the check above can fail: a source that needs a toolkit header does not compile here
+    src = tmp_path / "needs_header.cu"
+    src.write_text('#include <cuda_bf16.h>\n__global__ void k(__nv_bfloat16* x) { x[0] = x[1]; }\n')
+    ok, log, _ = nvrtc.compile_program(src, COMPILE_OPTIONS + ("-arch=sm_90",), [])
+    assert not ok and "cuda_bf16.h" in log
 
 HOST_REASON = cuda_host.unavailable_reason()
 host_only = pytest.mark.skipif(HOST_REASON is not None, reason=f"host run of the CUDA C kernels {HOST_REASON}")
@@ -62,9 +87,8 @@ def _host_run():
 
 @host_only
 def test_host_build_has_every_kernel_cupy_instantiates():
-    from snn.cuda.cupy_gpu import _names
     assert sorted(cuda_host.kernel_names(_host_dll())) == sorted(_names("neuron_forward") + _names("neuron_backward"))
-    fwd = cuda_host.signature(_host_dll(), "snn::neuron_forward<__half>")
+    fwd = cuda_host.signature(_host_dll(), "snn::neuron_forward<snn::f16>")
     assert fwd[0] == ("p", 8) and ("i", 8) in fwd and ("f", 4) in fwd
 
 
@@ -105,6 +129,42 @@ def test_host_inference_without_autograd_matches_the_reference(dtype):
         torch.testing.assert_close(v_last, v_last_r, rtol=0, atol=0)
         torch.testing.assert_close(v_seq, v_seq_r, rtol=0, atol=0)
 
+
+
+@host_only
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_host_16_bit_conversions_round_like_torch(dtype):
+    # The kernels read and write float16/bfloat16 as raw bits (neuron.cuh, no CUDA headers).
+    # Reading: every finite bit pattern, as one step of an IF neuron that never fires, comes
+    # back as the membrane (float32), equal to the reference on x.float().
+    from snn.neurons import IF
+    n = IF(v_threshold=1e30, v_reset=0.0, detach_reset=True, backend="torch")
+    bits = torch.arange(-2**15, 2**15, dtype=torch.int32).to(torch.int16)
+    x = bits.view(dtype)
+    x = x[torch.isfinite(x)].reshape(1, 1, -1)
+    spec = n.spec(x.dim() - 1)
+    v0 = torch.zeros(x.shape[1:])
+    with torch.no_grad():
+        _, _, v_seq = _host_run()(x, v0, spec, True)
+        _, _, v_seq_r = multistep(x.float(), v0, spec, True)
+    assert torch.equal(v_seq, v_seq_r)
+    # Writing: the input gradient of that neuron at x = 0 is the final-state gradient g
+    # (float32) rounded to dtype: random nonzero float32 bits (0 + -0 would be +0 before the
+    # rounding) plus halfway cases, overflow to inf and subnormal results, equal to PyTorch's
+    # own rounding bit for bit.
+    g = torch.randint(-2**31, 2**31 - 1, (1 << 16,), dtype=torch.int64,
+                      generator=torch.Generator().manual_seed(0)).to(torch.int32).view(torch.float32)
+    one = torch.tensor(1.0, dtype=dtype)
+    ulp = (torch.nextafter(one.float(), torch.tensor(2.0)) - 1).item()  # float32 ulp at 1
+    step = (torch.tensor(1.0 + torch.finfo(dtype).eps, dtype=dtype).float() - 1).item()
+    edges = torch.tensor([1 + step / 2, 1 + 3 * step / 2, 1 + step / 2 + ulp, 1 + step / 2 - ulp,
+                          torch.finfo(dtype).max * 1.0001, -torch.finfo(dtype).max * 1.002,
+                          torch.finfo(dtype).tiny / 3, -torch.finfo(dtype).tiny * 0.75, 3e38])
+    g = torch.cat([g[torch.isfinite(g) & (g.abs() < 1e30) & (g != 0)], edges, edges * 2**-20]).reshape(1, 1, -1)
+    xz = torch.zeros(g.shape, dtype=dtype, requires_grad=True)
+    _, v_last, _ = _host_run()(xz, torch.zeros(g.shape[1:]), n.spec(2), False)
+    (v_last * g[0]).sum().backward()
+    assert torch.equal(xz.grad.view(torch.int16), g.to(dtype).view(torch.int16))
 
 
 @host_only

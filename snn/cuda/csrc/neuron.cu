@@ -4,7 +4,7 @@
 // Layout: sequences [T, N] row-major (neuron n of step t at t*N + n), per-neuron vectors
 // [N], parameters [P] with neuron n in channel (n / S) % P. One thread per neuron runs the
 // whole time loop; consecutive threads touch consecutive addresses. T is the input
-// storage type (float, __half, __nv_bfloat16); state and arithmetic are float32.
+// storage type (float, snn::f16, snn::bf16: see neuron.cuh); state and arithmetic are float32.
 #include "neuron.cuh"
 
 namespace snn {
@@ -89,6 +89,6 @@ __global__ void neuron_backward(const T* __restrict__ grad_s, int has_gs,
         const float*, int, long long, int, long long, int, float, float, float, int, float,    \
         float, int, T*, float*, float*, float*);
 SNN_INSTANTIATE(float)
-SNN_INSTANTIATE(__half)
-SNN_INSTANTIATE(__nv_bfloat16)
+SNN_INSTANTIATE(snn::f16)
+SNN_INSTANTIATE(snn::bf16)
 #endif

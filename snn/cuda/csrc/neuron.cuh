@@ -6,9 +6,6 @@
 // bitwise equal to PyTorch's float32 reference (nvcc would otherwise contract a*b + c).
 #pragma once
 
-#include <cuda_fp16.h>
-#include <cuda_bf16.h>
-
 namespace snn {
 
 // surrogate kinds (dynamics.ATAN ...)
@@ -17,15 +14,48 @@ enum : int { ATAN = 0, SIGMOID = 1, FAST_SIGMOID = 2, TRIANGLE = 3, GAUSSIAN = 4
 enum : int { CHARGE_FMA = 0, CHARGE_MUL_ADD = 1, CHARGE_DECAY_INPUT = 2 };
 
 // ---- storage types <-> float --------------------------------------------------------
+// float16 and bfloat16 tensors are read and written as their raw 16 bits, converted here
+// without the toolkit's cuda_fp16.h/cuda_bf16.h: NVRTC then compiles this file with nothing
+// on its include path, as it must under CuPy installed from pip wheels, where those headers
+// are often absent (cuda_bf16.h is not redistributable). Both conversions to 16 bits round
+// to nearest even, as PyTorch's do.
+struct f16 { unsigned short bits; };
+struct bf16 { unsigned short bits; };
+
 __device__ __forceinline__ float to_float(float x) { return x; }
-__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_float(f16 x) {
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x.bits));
+    return f;
+#else  // the host build of the tests (tests/cuda/host)
+    return snn_host_f16_to_float(x.bits);
+#endif
+}
+__device__ __forceinline__ float to_float(bf16 x) { return __uint_as_float((unsigned)x.bits << 16); }
 
 template <typename T> __device__ __forceinline__ T from_float(float x);
 template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
-template <> __device__ __forceinline__ __half from_float<__half>(float x) { return __float2half_rn(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
-    return __float2bfloat16_rn(x);
+template <> __device__ __forceinline__ f16 from_float<f16>(float x) {
+    f16 r;
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r.bits) : "f"(x));
+#else
+    r.bits = snn_host_float_to_f16(x);
+#endif
+    return r;
+}
+// bfloat16 is the top half of a float32: add half an ulp of the kept part, plus one when the
+// kept part is odd (ties to even), and truncate; a NaN stays a (quiet) NaN.
+template <> __device__ __forceinline__ bf16 from_float<bf16>(float x) {
+    const unsigned u = __float_as_uint(x);
+    bf16 r;
+    if ((u & 0x7fffffffu) > 0x7f800000u) {
+        r.bits = (unsigned short)((u >> 16) | 0x40u);
+    } else {
+        r.bits = (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+    return r;
 }
 
 // ---- surrogate derivatives sigma'(z) = a * f(b * z) ----------------------------------

@@ -69,10 +69,10 @@ struct Entry {
     }
 
 const Entry ENTRIES[] = {
-    SNN_HOST_ENTRY(neuron_forward, float),  SNN_HOST_ENTRY(neuron_forward, __half),
-    SNN_HOST_ENTRY(neuron_forward, __nv_bfloat16),
-    SNN_HOST_ENTRY(neuron_backward, float), SNN_HOST_ENTRY(neuron_backward, __half),
-    SNN_HOST_ENTRY(neuron_backward, __nv_bfloat16),
+    SNN_HOST_ENTRY(neuron_forward, float),  SNN_HOST_ENTRY(neuron_forward, snn::f16),
+    SNN_HOST_ENTRY(neuron_forward, snn::bf16),
+    SNN_HOST_ENTRY(neuron_backward, float), SNN_HOST_ENTRY(neuron_backward, snn::f16),
+    SNN_HOST_ENTRY(neuron_backward, snn::bf16),
 };
 constexpr int N_ENTRIES = sizeof(ENTRIES) / sizeof(ENTRIES[0]);
 
