@@ -16,13 +16,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from snn.cuda.launch import grid_blocks, sm_count, threads_per_block
 from snn.cuda.params import KernelConfig
 
 __all__ = ["CupyLauncher", "SOURCE_DIR", "COMPILE_OPTIONS", "KERNEL_TYPES", "load_module", "kernel_name", "blocks"]
 
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
 KERNEL_TYPES = {torch.float32: "float", torch.float16: "snn::f16", torch.bfloat16: "snn::bf16"}
-THREADS = 128
+THREADS = 128  # per block for large layers (snn.cuda.launch narrows them for small ones)
 #: NVRTC options of the module (CuPy adds the target architecture and ``-ftz=true``); the
 #: include path is the source folder alone: the kernels need no CUDA header.
 COMPILE_OPTIONS = ("-std=c++17", f"-I{SOURCE_DIR}")
@@ -33,9 +34,9 @@ def kernel_name(kernel: str, dtype: torch.dtype) -> str:
     return f"snn::{kernel}<{KERNEL_TYPES[dtype]}>"
 
 
-def blocks(N: int) -> int:
-    """Thread blocks of :data:`THREADS` for ``N`` neurons (one thread each)."""
-    return (N + THREADS - 1) // THREADS
+def blocks(N: int, threads: int = THREADS) -> int:
+    """Thread blocks of ``threads`` for ``N`` neurons (one thread each)."""
+    return grid_blocks(N, threads)
 
 
 def _names(kernel: str) -> list[str]:
@@ -82,12 +83,12 @@ class CupyLauncher:
         import cupy
 
         index = device.index if device.index is not None else torch.cuda.current_device()
-        grid = (blocks(N),)
+        threads = threads_per_block(N, sm_count(index))
         with cupy.cuda.Device(index):  # the module is loaded into this device's context
             fn = _kernel(index, kernel, dtype)
             stream = cupy.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream)
             with stream:
-                fn(grid, (THREADS,), args)
+                fn((blocks(N, threads),), (threads,), args)
 
     def forward(self, x: Tensor, v0: Tensor, beta: Tensor, omb: Tensor, theta: Tensor, S: int,
                 cfg: KernelConfig, spikes: Tensor, h: Tensor, store_h: bool, v_seq: Tensor,

@@ -17,6 +17,7 @@ from numba import config, cuda, float32
 from torch import Tensor
 
 from snn.cuda import dynamics as dyn
+from snn.cuda.launch import grid_blocks, quiet_occupancy_warning, sm_count, threads_per_block
 from snn.cuda.numba_cache import install as _install_cache
 from snn.cuda.params import KernelConfig
 
@@ -24,7 +25,7 @@ __all__ = ["NumbaCudaLauncher", "forward_kernel", "backward_kernel", "THREADS"]
 
 _SIM = bool(config.ENABLE_CUDASIM)
 _install_cache()
-THREADS = 32 if _SIM else 128  # the simulator runs one Python thread per CUDA thread
+THREADS = 32  # per block in the simulator (one Python thread per CUDA thread); on a GPU see snn.cuda.launch
 _ZERO = float32(0.0)
 
 
@@ -113,16 +114,18 @@ class NumbaCudaLauncher:
         return torch.float32
 
     def _launch(self, kernel, N: int, device: torch.device, *args) -> None:
-        grid = ((N + THREADS - 1) // THREADS,)
         if _SIM:
             arrs = tuple(a.numpy() if isinstance(a, torch.Tensor) else a for a in args)
-            kernel[grid, (THREADS,)](*arrs)
+            kernel[(grid_blocks(N, THREADS),), (THREADS,)](*arrs)
             return
         index = device.index if device.index is not None else torch.cuda.current_device()
+        threads = threads_per_block(N, sm_count(index))
         with torch.cuda.device(index), cuda.gpus[index]:
             arrs = tuple(cuda.as_cuda_array(a.detach()) if isinstance(a, torch.Tensor) else a for a in args)
             stream = cuda.external_stream(torch.cuda.current_stream(index).cuda_stream)
-            kernel[grid, (THREADS,), stream](*arrs)
+            with quiet_occupancy_warning():
+                launch = kernel[(grid_blocks(N, threads),), (threads,), stream]
+            launch(*arrs)
 
     def forward(self, x: Tensor, v0: Tensor, beta: Tensor, omb: Tensor, theta: Tensor, S: int,
                 cfg: KernelConfig, spikes: Tensor, h: Tensor, store_h: bool, v_seq: Tensor,

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from numba import config, cuda, float32
 
+from snn.cuda.launch import quiet_occupancy_warning
 from snn.delays.autograd import nonzero_window
 from snn.delays.layout import to_blocks
 
@@ -99,7 +100,9 @@ class NumbaCudaDelayLauncher:
             return
         with torch.cuda.device(device):
             stream = cuda.external_stream(torch.cuda.current_stream(device).cuda_stream)
-            kernel[grid, (THREADS,), stream](*arrs)
+            with quiet_occupancy_warning():  # a small problem's grid is small on purpose
+                launch = kernel[grid, (THREADS,), stream]
+            launch(*arrs)
 
     def chunk(self, batch: int) -> int:
         return max(batch, 1)
