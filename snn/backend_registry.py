@@ -3,7 +3,6 @@ keyed by ``(name, device_type)``, with priorities for ``"auto"`` and availabilit
 say what to install."""
 from __future__ import annotations
 
-import functools
 import importlib.util
 from typing import Callable, Generic, Optional, Protocol, TypeVar
 
@@ -19,9 +18,14 @@ class BackendLike(Protocol):
     available: Optional[Callable[[], Optional[str]]]
 
 
-@functools.lru_cache(maxsize=None)
+_INSTALLED: dict[str, bool] = {}
+
+
 def _installed(package: str) -> bool:
-    return importlib.util.find_spec(package) is not None
+    # a plain dict, not functools.lru_cache, which torch.compile warns about when it traces a forward
+    if package not in _INSTALLED:
+        _INSTALLED[package] = importlib.util.find_spec(package) is not None
+    return _INSTALLED[package]
 
 
 def requirement_reason(backend: BackendLike, kind: str = "backend") -> Optional[str]:

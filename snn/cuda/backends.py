@@ -41,7 +41,9 @@ def _lazy_run(module: str, launcher: str, dtypes: tuple[torch.dtype, ...]
             impl.append(make_run(getattr(importlib.import_module(module), launcher), dtypes))
         return impl[0](x, v0, spec, record_v)
     run.__doc__ = f"Fused multi-step neuron via {module}.{launcher} (see snn.cuda.autograd)."
-    return run
+    # under torch.compile the kernels run eagerly at a graph break: Dynamo cannot trace into
+    # Numba's or CuPy's dispatchers (it crashes in Numba's first-call compilation)
+    return torch.compiler.disable(run)
 
 
 @functools.lru_cache(maxsize=None)

@@ -112,7 +112,7 @@ def _lazy_fused(module: str, launcher: str) -> RunFn:
         if x.shape[0] == 0 or x.shape[1] == 0:
             return dense_delay_conv(x, taps, history)
         return fused_delay_conv(get(), x, taps.values, taps.start, taps.max_delay, history, taps.inert_zeros)
-    return run
+    return torch.compiler.disable(run)  # eager at a graph break under torch.compile (see snn.cuda.backends)
 
 
 for _dev in ("cpu", "cuda", "mps", "xpu"):

@@ -1,5 +1,6 @@
 """Registration of the fused backends (snn/cuda/backends.py) with the neuron registry."""
 import logging
+import os
 import sys
 import types
 
@@ -66,3 +67,39 @@ def test_cupy_that_cannot_compile_is_unavailable_so_auto_moves_on(monkeypatch, c
         assert cb._cupy_reason() is None
     finally:
         cb._cupy_reason.cache_clear()
+
+
+COMPILE_SCRIPT = r"""
+import warnings
+import torch
+import snn
+from snn.delays import DelayLinear
+
+torch.manual_seed(0)
+net = torch.nn.Sequential(snn.TimeDistributed(torch.nn.Linear(5, 6)), snn.LIF(),
+                          DelayLinear(6, 4, max_delay=3, backend="numba"), snn.PLIF())
+ref = torch.nn.Sequential(snn.TimeDistributed(torch.nn.Linear(5, 6)), snn.LIF(backend="torch"),
+                          DelayLinear(6, 4, max_delay=3, backend="torch"), snn.PLIF(backend="torch"))
+ref.load_state_dict(net.state_dict())
+x = torch.rand(7, 2, 5) * 2
+with warnings.catch_warnings():
+    warnings.filterwarnings("error", message=".*lru_cache")  # Dynamo tracing a cached function
+    y = torch.compile(net)(x)  # the first call in this process: Numba compiles under Dynamo
+y_ref = ref(x)
+assert [net[i].backend_used for i in (1, 2, 3)] == ["numba"] * 3
+assert torch.equal(y, y_ref)
+y.sum().backward()
+y_ref.sum().backward()
+for (name, p), q in zip(net.named_parameters(), ref.parameters()):
+    torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5, msg=name)
+print("COMPILED-OK")
+"""
+
+
+def test_torch_compile_first_call_runs_the_fused_kernels_eagerly(tmp_path):
+    # a fresh process, so that Numba's first-call compilation happens inside torch.compile
+    import subprocess
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"), TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "ind"))
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    r = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT], capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0 and "COMPILED-OK" in r.stdout, r.stdout[-3000:] + r.stderr[-5000:]
