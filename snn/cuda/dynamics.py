@@ -152,8 +152,12 @@ def spike(h, theta):
 
 @register_jitable
 def reset(h, s, theta, v_reset, hard):
-    """Membrane after the spike: ``h − s·θ`` (hard = 0) or ``h − s·(h − v_reset)`` (hard = 1)."""
-    return h - s * (hard * (h - v_reset) + (ONE - hard) * theta)
+    """Membrane after the spike: ``h − s·θ`` (hard = 0) or ``h − s·(h − v_reset)`` (hard = 1).
+
+    A select, not ``hard·(h − v_reset) + (1 − hard)·θ``: that would make an infinite ``h``
+    NaN under soft reset (``0·∞``), where the reference gives ``h − s·θ``.
+    """
+    return h - s * ((h - v_reset) if hard != ZERO else theta)
 
 
 # -- backward -----------------------------------------------------------------------------

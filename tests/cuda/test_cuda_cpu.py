@@ -241,3 +241,18 @@ def test_noncontiguous_and_channels_last_input():
     cl = torch.rand(4, 2, 3, 6, 6).contiguous(memory_format=torch.channels_last_3d)
     for inp in (x.detach(), cl):
         assert torch.equal(LIF(backend="numba")(inp), LIF(backend="torch")(inp))
+
+
+@pytest.mark.parametrize("reset", list(RESETS))
+def test_infinite_inputs_match_the_reference(reset):
+    # +inf charges to +inf and fires; the soft reset leaves inf - θ = inf (the kernels used to
+    # compute 0·(h − v_reset) = NaN there and then reported NaN in the input); -inf never fires
+    x = torch.tensor([[0.5, float("inf"), -float("inf")], [0.7, 0.2, 0.9], [0.4, 0.1, 2.0]]).view(3, 1, 3)
+    spec = LIF(v_reset=RESETS[reset]).spec(2)
+    v0 = torch.zeros(1, 3)
+    s, v_last, v_seq = RUN(x, v0, spec, True)
+    s_r, v_last_r, v_seq_r = multistep(x, v0, spec, True)
+    assert torch.equal(s, s_r)
+    torch.testing.assert_close(v_seq, v_seq_r, rtol=0, atol=0, equal_nan=True)
+    if RESETS[reset] is None:
+        assert torch.isinf(v_last[0, 1]) and s[:, 0, 1].tolist() == [1.0, 1.0, 1.0]

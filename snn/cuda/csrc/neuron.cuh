@@ -102,9 +102,10 @@ __device__ __forceinline__ float charge(float v, float x, float beta, float omb,
     return __fadd_rn(v, __fmul_rn(omb, __fsub_rn(x, v)));
 }
 __device__ __forceinline__ float spike(float h, float theta) { return h >= theta ? 1.0f : 0.0f; }
-// soft (hard = 0): h - s*theta; hard (hard = 1): h - s*(h - v_reset). Exact with 0/1 flags.
+// soft (hard = 0): h - s*theta; hard (hard = 1): h - s*(h - v_reset). A select, so that an
+// infinite h under soft reset is not 0*inf = NaN.
 __device__ __forceinline__ float reset(float h, float s, float theta, float v_reset, float hard) {
-    return h - s * (hard * (h - v_reset) + (1.0f - hard) * theta);
+    return h - s * (hard != 0.0f ? h - v_reset : theta);
 }
 
 // ---- backward ---------------------------------------------------------------------
