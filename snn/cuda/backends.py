@@ -98,15 +98,15 @@ def register_neuron_backends() -> None:
     """(Re-)register the fused backends; called on import."""
     register_backend(Backend(
         name="numba", device_type="cpu", priority=10, requires="numba", install_hint="pip install numba",
-        run=_lazy_run("snn.cuda.cpu", "CpuLauncher", CPU_DTYPES), supports=_supports))
+        run=_lazy_run("snn.cuda.cpu", "CpuLauncher", CPU_DTYPES), supports=_supports, dtypes=CPU_DTYPES))
     register_backend(Backend(
         name="cupy", device_type="cuda", priority=20, requires="cupy", install_hint=CUDA_INSTALL_HINT,
         run=_lazy_run("snn.cuda.cupy_gpu", "CupyLauncher", GPU_DTYPES), supports=_supports,
-        available=_cupy_reason))
+        available=_cupy_reason, dtypes=GPU_DTYPES))
     register_backend(Backend(
         name="numba", device_type="cuda", priority=10, requires="numba", install_hint=CUDA_INSTALL_HINT,
         run=_lazy_run("snn.cuda.numba_gpu", "NumbaCudaLauncher", GPU_DTYPES), supports=_supports,
-        available=numba_cuda_reason))
+        available=numba_cuda_reason, dtypes=GPU_DTYPES))
 
 
 register_neuron_backends()

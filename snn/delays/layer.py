@@ -203,7 +203,7 @@ class DelayLinear(StatefulModule):
 
     def step(self, x_t: Tensor) -> Tensor:
         """One timestep ``[B, in_features] → [B, out_features]``; the input history stays on the module."""
-        check_sequence(x_t, "x_t", min_dim=2, check_nan=False)
+        check_sequence(x_t, "x_t", min_dim=2, check_nan=False, time_first=False)
         if x_t.dim() != 2 or x_t.shape[1] != self.in_features:
             raise ValueError(f"x_t must be [B, in_features={self.in_features}], got {tuple(x_t.shape)}")
         _check_nan(x_t, "x_t")

@@ -288,7 +288,7 @@ class DynamicConfidence:
 
     def run_static(self, x: Tensor) -> DCResult:
         """Run a static batch ``x [B, ...]`` presented at every step (direct encoding, Rueckauer et al. 2017)."""
-        check_sequence(x, "x", min_dim=1)
+        check_sequence(x, "x", min_dim=1, time_first=False)
         x = x.to(self._device())
         return self._run(x.shape[0],
                          lambda t, k, active: x.index_select(0, active).unsqueeze(0).expand(k, -1, *x.shape[1:]))

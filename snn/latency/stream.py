@@ -96,7 +96,7 @@ class ConfidenceStream:
         """Advance every undecided stream by one timestep with ``x_t [B, ...]``."""
         if self._stack is None:
             raise ValueError("ConfidenceStream.step must be called inside `with ConfidenceStream(...) as s:`")
-        check_sequence(x_t, "x_t", min_dim=1)
+        check_sequence(x_t, "x_t", min_dim=1, time_first=False)
         if self._dec is None:
             self._dec = _Decisions(x_t.shape[0], self.dc.threshold, self.dc.scale, self.dc.readout, self.dc.max_T)
             self._shape = tuple(x_t.shape)

@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+import torch
 from torch import Tensor
 
 from snn.backend_registry import BackendRegistry, requirement_reason
@@ -41,6 +42,8 @@ class Backend:
         supports: predicate on a :class:`NeuronSpec`; options it cannot fuse make ``auto``
             fall back to the next backend.
         available: optional runtime check returning ``None`` when usable, else the reason.
+        dtypes: input dtypes it computes in (``None``: every dtype). ``"auto"`` skips it for
+            other inputs; asked for by name, it hands them to the ``torch`` reference.
     """
 
     name: str
@@ -51,6 +54,11 @@ class Backend:
     install_hint: str = ""
     supports: Callable[[NeuronSpec], bool] = field(default=lambda spec: True)
     available: Optional[Callable[[], Optional[str]]] = None
+    dtypes: Optional[tuple[torch.dtype, ...]] = None
+
+    def covers(self, dtype: torch.dtype) -> bool:
+        """Whether inputs of ``dtype`` run in this backend's own kernels."""
+        return self.dtypes is None or dtype in self.dtypes
 
     def unavailable_reason(self) -> Optional[str]:
         """``None`` if the backend can run here, else a sentence saying why and how to fix it."""
@@ -77,8 +85,9 @@ def available_backends(device_type: str) -> list[str]:
     return [b.name for b in _BACKENDS.by_priority(device_type) if b.unavailable_reason() is None]
 
 
-def resolve_backend(name: str, device_type: str, spec: NeuronSpec) -> Backend:
-    """Pick the implementation for ``name`` on ``device_type``.
+def resolve_backend(name: str, device_type: str, spec: NeuronSpec, dtype: Optional[torch.dtype] = None) -> Backend:
+    """Pick the implementation for ``name`` on ``device_type`` (and, under ``"auto"``, one
+    that covers inputs of ``dtype`` when given).
 
     Raises:
         ValueError: unknown name (lists the valid ones), or a backend that does not run on
@@ -88,7 +97,7 @@ def resolve_backend(name: str, device_type: str, spec: NeuronSpec) -> Backend:
     """
     if name == "auto":
         for b in _BACKENDS.by_priority(device_type):
-            if b.unavailable_reason() is not None:
+            if b.unavailable_reason() is not None or (dtype is not None and not b.covers(dtype)):
                 continue
             if not b.supports(spec):
                 key = (b.name, device_type)

@@ -3,6 +3,7 @@ state handling and backend dispatch. Subclasses only say how the decay factor is
 from __future__ import annotations
 
 import logging
+import math
 from typing import Optional
 
 import torch
@@ -14,6 +15,7 @@ from snn.state import StatefulModule
 from snn.surrogate import SurrogateLike, get_surrogate
 
 log = logging.getLogger("snn")
+_DTYPE_WARNED: set[tuple[str, torch.dtype]] = set()  # (backend, dtype) warned about once
 
 __all__ = ["BaseNeuron", "check_sequence", "check_no_nan_membrane", "nan_checks_enabled"]
 
@@ -31,8 +33,8 @@ def nan_checks_enabled(x: Tensor) -> bool:
 
 
 def check_sequence(x: Tensor, name: str = "x", min_dim: int = 2, T: Optional[int] = None,
-                   check_nan: bool = True) -> None:
-    """Validate a time-first input ``[T, B, ...]``.
+                   check_nan: bool = True, time_first: bool = True) -> None:
+    """Validate a time-first input ``[T, B, ...]`` (``time_first=False``: one step ``[B, ...]``).
 
     ``check_nan=False`` skips the full pass over ``x``; neuron layers use it and test their
     final membrane instead (:func:`check_no_nan_membrane`), which costs 1/T as much. The NaN
@@ -40,13 +42,18 @@ def check_sequence(x: Tensor, name: str = "x", min_dim: int = 2, T: Optional[int
 
     Raises:
         TypeError: ``x`` is not a tensor.
-        ValueError: fewer than ``min_dim`` dimensions, ``T`` mismatch, empty, or NaN values.
+        ValueError: fewer than ``min_dim`` dimensions, no timesteps (``T = 0``), ``T``
+            mismatch, or NaN values.
     """
     if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape [T, B, ...], got {type(x).__name__}")
+        shape = "[T, B, ...]" if time_first else "[B, ...]"
+        raise TypeError(f"{name} must be a torch.Tensor of shape {shape}, got {type(x).__name__}")
     if x.dim() < min_dim:
         raise ValueError(f"{name} must be time-first with at least {min_dim} dimensions [T, B, ...]; "
-                         f"got shape {tuple(x.shape)}")
+                         f"got shape {tuple(x.shape)}" if time_first else
+                         f"{name} must have at least {min_dim} dimensions [B, ...]; got shape {tuple(x.shape)}")
+    if time_first and x.shape[0] == 0:
+        raise ValueError(f"{name} has no timesteps: T=0 in dim 0 of shape {tuple(x.shape)}")
     if T is not None and x.shape[0] != T:
         raise ValueError(f"{name} has T={x.shape[0]} timesteps (dim 0) but T={T} was expected")
     if check_nan and x.numel() and x.is_floating_point() and nan_checks_enabled(x) and torch.isnan(x).any():
@@ -99,8 +106,8 @@ class BaseNeuron(StatefulModule):
                  backend: str = "auto", record_v: bool = False, v_init: float = 0.0,
                  device: Optional[torch.device | str] = None, dtype: Optional[torch.dtype] = None) -> None:
         super().__init__()
-        if not v_threshold > 0:
-            raise ValueError(f"v_threshold must be > 0, got {v_threshold}")
+        if not (v_threshold > 0 and math.isfinite(v_threshold)):
+            raise ValueError(f"v_threshold must be a finite number > 0, got {v_threshold}")
         if v_reset is not None and not v_reset < v_threshold:
             raise ValueError(f"v_reset must be below v_threshold ({v_threshold}), got {v_reset}")
         if num_channels is not None and num_channels < 1:
@@ -178,10 +185,15 @@ class BaseNeuron(StatefulModule):
         x0 = x[0].detach()
         v0 = self._initial_v(x0) if self._stateful else self._rest_view(x0)
         spec = self.spec(x.dim() - 1)
-        impl = resolve_backend(self.backend, x.device.type, spec)
-        if impl.name != self.backend_used:
-            log.debug("%s: running backend %r on %s", type(self).__name__, impl.name, x.device.type)
-        self.backend_used = impl.name
+        impl = resolve_backend(self.backend, x.device.type, spec, x.dtype)
+        used = impl.name if impl.covers(x.dtype) else "torch"  # the kernels hand other dtypes to torch
+        if used != self.backend_used:
+            if used != impl.name and (impl.name, x.dtype) not in _DTYPE_WARNED:
+                _DTYPE_WARNED.add((impl.name, x.dtype))
+                log.warning("backend %r has no kernels for %s inputs; running the torch reference",
+                            impl.name, x.dtype)
+            log.debug("%s: running backend %r on %s", type(self).__name__, used, x.device.type)
+        self.backend_used = used
         spikes, v_last, v_seq = impl.run(x, v0, spec, self.record_v)
         check_no_nan_membrane(v_last)
         self.v_seq = v_seq
@@ -191,7 +203,7 @@ class BaseNeuron(StatefulModule):
 
     def step(self, x_t: Tensor) -> Tensor:
         """Advance one timestep with ``x_t`` of shape ``[B, *feature]``; the state stays on the module."""
-        check_sequence(x_t, "x_t", min_dim=1)
+        check_sequence(x_t, "x_t", min_dim=1, time_first=False)
         self._check_channels(x_t, 1, "x_t")
         v = self._initial_v(x_t)
         s, self.v = neuron_step(x_t, v, self.spec(x_t.dim()))

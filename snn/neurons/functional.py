@@ -79,10 +79,16 @@ def reset(h: Tensor, s: Tensor, v_threshold: Tensor | float, v_reset: Optional[f
 
 
 def neuron_step(x: Tensor, v: Tensor, spec: NeuronSpec) -> tuple[Tensor, Tensor]:
-    """One timestep: ``(x[t], v[t−1]) → (s[t], v[t])``, all ``[B, *feature]``."""
+    """One timestep: ``(x[t], v[t−1]) → (s[t], v[t])``, all ``[B, *feature]``.
+
+    The spikes come back in a floating ``x``'s dtype (else in the membrane's); the membrane in
+    the promoted dtype of ``x``, ``v`` and the parameters (a float16 input into a float32
+    layer keeps a float32 state).
+    """
     h = charge(v, x, spec.beta, spec.decay_input)
     s = fire(h, spec.v_threshold, spec.surrogate)
-    return s, reset(h, s, spec.v_threshold, spec.v_reset, spec.detach_reset)
+    return (s.to(x.dtype) if x.is_floating_point() else s), reset(h, s, spec.v_threshold, spec.v_reset,
+                                                                    spec.detach_reset)
 
 
 def multistep(x: Tensor, v: Tensor, spec: NeuronSpec, record_v: bool = False

@@ -13,10 +13,19 @@ __all__ = ["LIF", "tau_to_beta", "beta_to_tau"]
 
 
 def tau_to_beta(tau: float) -> float:
-    """Decay factor ``β = exp(−1/τ)`` for a time constant ``τ`` in timesteps (``τ > 0``)."""
-    if not tau > 0:
-        raise ValueError(f"tau must be > 0 timesteps, got {tau}")
-    return math.exp(-1.0 / tau)
+    """Decay factor ``β = exp(−1/τ)`` for a time constant ``τ`` in timesteps.
+
+    Raises:
+        ValueError: ``τ`` is not a finite number > 0, or so small or large (about
+            ``τ < 0.0014`` or ``τ > 9e15``) that ``β`` rounds to 0 or 1 in float64.
+    """
+    if not (math.isfinite(tau) and tau > 0):
+        raise ValueError(f"tau must be a finite number of timesteps > 0, got {tau!r}")
+    beta = math.exp(-1.0 / float(tau))
+    if not 0.0 < beta < 1.0:
+        raise ValueError(f"tau={tau} timesteps gives the decay exp(-1/tau) = {beta}, which must lie strictly "
+                         "between 0 and 1 (about 0.0014 < tau < 9e15)")
+    return beta
 
 
 def beta_to_tau(beta: float) -> float:

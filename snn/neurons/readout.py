@@ -62,7 +62,7 @@ class LeakyIntegrator(StatefulModule):
 
     def step(self, x_t: Tensor) -> Tensor:
         """One timestep; the membrane ``[B, *feature]`` stays on the module."""
-        check_sequence(x_t, "x_t", min_dim=1)
+        check_sequence(x_t, "x_t", min_dim=1, time_first=False)
         self.v = charge(self._start(x_t, True), x_t, self.beta, self.decay_input)
         return self.v
 

@@ -70,3 +70,30 @@ def test_errors_name_the_problem(registry):
     assert n.backend_used == "torch"
     with pytest.raises(ValueError, match="reserved"):
         register_backend(Backend("auto", "cpu", multistep))
+
+
+def test_backend_used_names_the_code_that_ran_for_uncovered_dtypes(caplog, monkeypatch):
+    # the numba kernels compute in float32/float64; float16, bfloat16 and integer inputs run
+    # the torch reference, and backend_used must say so (it said 'numba')
+    import logging
+    from snn.neurons import backends as nb
+    assert nb._REGISTRY[("numba", "cpu")].covers(torch.float32)
+    assert not nb._REGISTRY[("numba", "cpu")].covers(torch.float16)
+    x = torch.rand(4, 2, 3)
+    for dtype in (torch.float16, torch.bfloat16, torch.uint8):
+        auto = LIF()
+        s = auto(x.to(dtype) if dtype.is_floating_point else (x > 0.5).to(dtype))
+        assert auto.backend_used == "torch"
+        assert s.dtype == (dtype if dtype.is_floating_point else torch.float32)
+    from snn.neurons import base
+    monkeypatch.setattr(base, "_DTYPE_WARNED", set())
+    with caplog.at_level(logging.WARNING, logger="snn"):
+        named = [LIF(backend="numba") for _ in range(3)]
+        for n in named:
+            n(x.to(torch.bfloat16))
+            assert n.backend_used == "torch"
+    # asked for by name, the fallback is announced, once per backend and dtype
+    assert sum("no kernels for torch.bfloat16" in r.getMessage() for r in caplog.records) == 1
+    n = LIF()
+    n(x)
+    assert n.backend_used == "numba"

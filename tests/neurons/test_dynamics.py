@@ -55,6 +55,15 @@ def test_tau_and_beta_validation():
     with pytest.raises(ValueError, match="v_threshold"):
         IF(v_threshold=0.0)
     assert float(LIF(beta=0.9).beta) == pytest.approx(0.9)
+    # time constants whose decay rounds to 0 or 1, and an infinite threshold (every spike
+    # test and soft reset would be inf - inf), are refused by name, not by a math error
+    for make in (lambda: LIF(tau=1e-3), lambda: PLIF(tau=1e-3), lambda: LIF(tau=float("inf")),
+                 lambda: PLIF(tau=float("inf")), lambda: LIF(tau=float("nan"))):
+        with pytest.raises(ValueError, match="tau"):
+            make()
+    with pytest.raises(ValueError, match="finite"):
+        IF(v_threshold=float("inf"))
+    assert float(LIF(tau=0.002).beta) == pytest.approx(math.exp(-500))
 
 
 def test_plif_forward_equals_lif_with_same_decay():

@@ -75,6 +75,10 @@ def test_input_errors():
         n([[1.0]])
     with pytest.raises(ValueError, match="T=4"):
         snn.neurons.check_sequence(torch.rand(3, 2, 2), T=4)
+    for m in (LIF(), LIF(backend="torch"), snn.LeakyIntegrator()):  # T=0 was a bare IndexError
+        with pytest.raises(ValueError, match="no timesteps"):
+            m(torch.rand(0, 2, 3))
+    assert LIF()(torch.rand(4, 0, 3)).shape == (4, 0, 3)  # an empty batch is fine
 
 
 @pytest.mark.filterwarnings("ignore:Anomaly Detection has been enabled")
