@@ -48,8 +48,8 @@ class QCFS(nn.Module):
     Ultra-low-latency Spiking Neural Networks", ICLR 2022, Eq. (19) (shift φ = 1/2, their
     Theorem 2). The floor has a straight-through gradient; λ receives the gradient of the
     clip, as in the paper. An IF neuron with soft reset, threshold θ = λ and initial membrane
-    θ/2 fed a constant current ``z`` for ``T = L`` steps emits exactly ``ĥ(z)·L/λ`` spikes, so
-    :func:`snn.convert` maps this activation to ``IF(v_threshold=λ, v_init=λ/2)`` without any
+    φ·θ fed a constant current ``z`` for ``T = L`` steps emits exactly ``ĥ(z)·L/λ`` spikes, so
+    :func:`snn.convert` maps this activation to ``IF(v_threshold=λ, v_init=φ·λ)`` without any
     calibration.
 
     Args:

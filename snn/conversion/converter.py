@@ -7,6 +7,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, fx, nn
 
+from snn.conversion.activations import QCFS
 from snn.conversion.calibrate import calibrate
 from snn.conversion.data import DataLike, iter_batches
 from snn.conversion.ops import ACTIVATION_MODULES, MAXPOOL_MODULES, ConversionError
@@ -96,8 +97,9 @@ class ConvertedSNN(nn.Module):
 def build_snn(ann: fx.GraphModule, thresholds: dict[str, Tensor], backend: str = "auto",
               config: Optional[dict[str, Any]] = None) -> ConvertedSNN:
     """Rewrite a prepared ANN into a :class:`ConvertedSNN`: each activation module becomes an
-    :class:`IFActivation` with its threshold, each max pooling a :class:`SpikingMaxPool`, and
-    the graph gets a second input ``T`` that those layers receive.
+    :class:`IFActivation` with its threshold (initial membrane θ/2, or φ·θ for a :class:`QCFS`
+    with shift φ), each max pooling a :class:`SpikingMaxPool`, and the graph gets a second
+    input ``T`` that those layers receive.
 
     Args:
         ann: from :func:`snn.conversion.prepare_ann` (not modified).
@@ -121,7 +123,8 @@ def build_snn(ann: fx.GraphModule, thresholds: dict[str, Tensor], backend: str =
             continue
         m = gm.get_submodule(node.target)
         if isinstance(m, ACTIVATION_MODULES):
-            gm.add_submodule(node.target, IFActivation(thresholds[node.target], backend=backend))
+            shift = m.shift if isinstance(m, QCFS) else 0.5  # v_init = φ·θ (Bu et al., ICLR 2022)
+            gm.add_submodule(node.target, IFActivation(thresholds[node.target], backend=backend, shift=shift))
         elif isinstance(m, MAXPOOL_MODULES):
             gm.add_submodule(node.target, SpikingMaxPool(m))
         else:
@@ -148,8 +151,9 @@ def convert(model: nn.Module, calibration_data: Optional[DataLike], *, norm: str
        on ``calibration_data`` (``norm="max"``: Diehl et al. 2015; ``"percentile"``:
        Rueckauer et al. 2017); QCFS activations use their λ (Bu et al., ICLR 2022);
     3. :func:`build_snn`: ReLU/clipped/QCFS activations → ``snn.IF(v_threshold=θ, v_reset=None,
-       v_init=θ/2)`` emitting ``θ·spike``; max pooling → :class:`SpikingMaxPool` (or average
-       pooling with ``max_pool="avg"``); the output layer accumulates its input without spiking.
+       v_init=θ/2)`` (``v_init=φ·θ`` for a QCFS with shift φ) emitting ``θ·spike``; max
+       pooling → :class:`SpikingMaxPool` (or average pooling with ``max_pool="avg"``); the
+       output layer accumulates its input without spiking.
 
     Weights are unchanged (thresholds carry the scale), so the SNN's rates times θ approximate
     the ANN's activations, with an error that falls as ``1/T``.

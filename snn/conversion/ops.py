@@ -61,7 +61,7 @@ def supported_summary() -> str:
             f"batch norm ({names(BATCHNORM_MODULES)}, eval mode); max pooling ({names(MAXPOOL_MODULES)}, "
             f"F.max_pool*); removed at inference ({names(DROP_MODULES)}, F.dropout*); residual additions, "
             "subtraction, torch.cat/stack, flatten/view/reshape/permute, mean/sum over non-batch dims, "
-            "multiplication or division by constants")
+            "multiplication or division by constants (numbers, buffers, parameters)")
 
 
 class _Tracer(fx.Tracer):
@@ -89,6 +89,38 @@ def trace(model: nn.Module) -> fx.GraphModule:
 
 def _is_number(a: Any) -> bool:
     return isinstance(a, (int, float)) and not isinstance(a, bool)
+
+
+def _is_constant(a: Any) -> bool:
+    """A Python number, or a graph value that does not depend on the model's input: a buffer or
+    parameter (``get_attr``, fixed once the ANN is trained) or an expression of such values
+    (``self.std.view(1, -1, 1, 1)``)."""
+    if _is_number(a):
+        return True
+    if not isinstance(a, fx.Node):
+        return False
+    seen: set[fx.Node] = set()
+    stack = [a]
+    while stack:
+        n = stack.pop()
+        if n.op == "placeholder":
+            return False
+        if n not in seen:
+            seen.add(n)
+            stack.extend(n.all_input_nodes)
+    return True
+
+
+def _scaling_ok(node: fx.Node) -> bool:
+    """``x * c``, ``c * x``, ``x / c`` (and the ``mul``/``div`` methods) with a constant ``c``
+    (:func:`_is_constant`): an element-wise scaling, linear in ``x`` and hence exact on spike
+    rates. ``c / x``, ``x * y`` of two inputs and rounding division are not."""
+    a = node.args[0] if node.args else node.kwargs.get("input")
+    b = node.args[1] if len(node.args) > 1 else node.kwargs.get("other")
+    tgt = node.target
+    if tgt in (operator.truediv, operator.itruediv, torch.div, "div", "div_"):
+        return node.kwargs.get("rounding_mode") is None and _is_constant(b)
+    return _is_constant(a) or _is_constant(b)
 
 
 def _activation_call_ok(node: fx.Node) -> bool:
@@ -133,7 +165,7 @@ def classify(node: fx.Node, gm: fx.GraphModule) -> str:
         if tgt in _LINEAR_FUNCTIONS:
             return "linear"
         if tgt in _SCALAR_FUNCTIONS:
-            return "linear" if any(_is_number(a) for a in node.args) else "unsupported"
+            return "linear" if _scaling_ok(node) else "unsupported"
         return "unsupported"
     if node.op == "call_method":
         if node.target in _ACT_METHODS:
@@ -141,7 +173,7 @@ def classify(node: fx.Node, gm: fx.GraphModule) -> str:
         if node.target in _LINEAR_METHODS:
             return "linear"
         if node.target in _SCALAR_METHODS:
-            return "linear" if any(_is_number(a) for a in node.args[1:]) else "unsupported"
+            return "linear" if _scaling_ok(node) else "unsupported"
     return "unsupported"
 
 

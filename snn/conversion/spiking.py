@@ -30,13 +30,16 @@ class IFActivation(nn.Module):
 
     .. math::
         v[t] = v[t-1] + z[t] - \theta\, s[t], \quad s[t] = \Theta(v[t-1] + z[t] - \theta), \quad
-        v[0] = \theta / 2, \quad \text{output } = \theta\, s[t]
+        v[0] = \varphi\,\theta, \quad \text{output } = \theta\, s[t]
 
-    Over ``T`` steps with a constant input ``z`` the mean output ``θ·(Σ s)/T`` equals the
-    activation ``clip(z, 0, θ)`` up to ``θ/(2T)`` (soft reset: Rueckauer et al., "Conversion of
-    Continuous-Valued Deep Networks to Efficient Event-Driven Networks for Image
-    Classification", Front. Neurosci. 11:682, 2017, Eq. 4-6; initial membrane θ/2: Bu et al.,
-    ICLR 2022, Theorem 2). Emitting ``θ·s`` instead of ``s`` keeps every downstream layer,
+    With a constant input ``z`` the membrane stays in ``[0, θ)`` while ``0 ≤ z ≤ θ``, so after
+    ``T`` steps the neuron has fired exactly ``clip(⌊zT/θ + φ⌋, 0, T)`` spikes: with ``φ = 1/2``
+    the mean output ``θ·(Σ s)/T`` equals the activation ``clip(z, 0, θ)`` up to ``θ/(2T)``
+    (soft reset: Rueckauer et al., "Conversion of Continuous-Valued Deep Networks to Efficient
+    Event-Driven Networks for Image Classification", Front. Neurosci. 11:682, 2017, Eq. 4-6;
+    initial membrane θ/2: Bu et al., ICLR 2022, Theorem 2), and at ``T = L`` it equals the
+    QCFS activation with shift ``φ`` and ``L`` levels (:class:`snn.conversion.QCFS`, Bu et al.
+    Eq. 19) exactly, for any ``φ``. Emitting ``θ·s`` instead of ``s`` keeps every downstream layer,
     residual addition and concatenation in the ANN's units, so no weight rescaling is needed
     (it is equivalent to multiplying the next layer's weights by θ, Rueckauer et al. Eq. 9).
 
@@ -44,27 +47,32 @@ class IFActivation(nn.Module):
         threshold: θ > 0, a scalar or one value per channel (``[C]``, channel = dim 1 of the
             ANN activation ``[B, C, ...]``).
         backend: neuron backend of the wrapped :class:`snn.IF` (``"auto"``, ``"torch"``, ...).
+        shift: φ in ``[0, 1)``, the initial membrane as a fraction of θ (``v_init = φ·θ``): 0.5
+            for ReLU-type activations, the QCFS activation's own shift for :class:`QCFS`.
 
     Shape:
         ``forward(x, T)``: ``x`` is ``[T·B, *feature]`` (time-major merge of ``[T, B, *feature]``),
         output the same shape; values in ``{0, θ}``.
 
     Attributes:
-        neuron: the :class:`snn.IF` layer (``v_threshold = θ``, ``v_reset=None``, ``v_init = θ/2``).
+        neuron: the :class:`snn.IF` layer (``v_threshold = θ``, ``v_reset=None``, ``v_init = φ·θ``).
 
     Raises:
-        ValueError: a non-positive threshold; an input whose first dim is not a multiple of ``T``.
+        ValueError: a non-positive threshold; ``shift`` outside ``[0, 1)``; an input whose first
+            dim is not a multiple of ``T``.
     """
 
-    def __init__(self, threshold: Tensor | float, backend: str = "auto") -> None:
+    def __init__(self, threshold: Tensor | float, backend: str = "auto", shift: float = 0.5) -> None:
         super().__init__()
         th = torch.as_tensor(threshold, dtype=torch.float32).detach().clone()
         if th.dim() > 1 or not bool((th > 0).all()) or not bool(torch.isfinite(th).all()):
             raise ValueError(f"threshold must be a positive finite scalar or [C] tensor, got {threshold!r}")
+        if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not 0.0 <= shift < 1.0:
+            raise ValueError(f"shift must be a number in [0, 1) (initial membrane / threshold), got {shift!r}")
         channels = int(th.shape[0]) if th.dim() == 1 else None
         self.neuron = IF(v_threshold=1.0, v_reset=None, num_channels=channels, backend=backend)
         self.neuron.v_threshold.copy_(th)
-        self.neuron.v_init.copy_(th / 2)
+        self.neuron.v_init.copy_(th * float(shift))
 
     @property
     def threshold(self) -> Tensor:

@@ -13,6 +13,7 @@ from snn.energy.hardware import EnergyModelLike, get_energy_model
 from snn.energy.profiler import Profiler
 from snn.energy.registry import CountOptions
 from snn.energy.report import EnergyReport
+from snn.latency.rule import check_readout, readout_scores
 from snn.state import reset
 
 __all__ = ["profile"]
@@ -42,7 +43,7 @@ def profile(model: nn.Module, data: DataLike, *, energy_model: EnergyModelLike =
             ann_energy_model: EnergyModelLike = "cmos45", batch_size: int = 64, max_samples: Optional[int] = None,
             device: Optional[Union[str, torch.device]] = None, time_first: bool = True,
             fold_batchnorm: bool = True, skip_zero_weights: bool = False, graded_inputs: str = "macs",
-            measure_time: bool = True, label: Optional[str] = None) -> EnergyReport:
+            measure_time: bool = True, label: Optional[str] = None, readout: str = "auto") -> EnergyReport:
     """Measure a model's operations, firing rates, energy and latency on real inputs.
 
     Every layer is matched to a counting rule by type (:mod:`snn.energy.rules`; add your own
@@ -68,6 +69,12 @@ def profile(model: nn.Module, data: DataLike, *, energy_model: EnergyModelLike =
             :class:`snn.energy.CountOptions`.
         measure_time: time a second, hook-free forward of every batch (wall time per sample).
         label: name of the report.
+        readout: how a time-first output ``[T, B, C]`` is scored for ``accuracy``, as in
+            :func:`snn.latency.readout_scores`: ``"sum"`` (per-step outputs: argmax of their
+            mean over time, e.g. a leaky-integrator or spike-count readout), ``"cumulative"``
+            (the output already is the running sum ``V[t]``, e.g. a converted network: argmax
+            ``V[T]``) or ``"auto"`` (:func:`snn.latency.detect_readout`: ``"cumulative"`` for a
+            non-leaky integrator readout such as :class:`snn.conversion.ConvertedSNN`'s).
 
     Shape:
         inputs ``[T, B, *feature]`` (float32; spikes 0./1., or graded values/event counts),
@@ -79,7 +86,7 @@ def profile(model: nn.Module, data: DataLike, *, energy_model: EnergyModelLike =
 
     Raises:
         TypeError: ``model`` is not a module or ``data`` of an unsupported type.
-        ValueError: inputs of the wrong rank, no samples, unknown energy model or option.
+        ValueError: inputs of the wrong rank, no samples, unknown energy model, option or ``readout``.
 
     Examples:
         >>> report = snn.energy.profile(model, test_set, energy_model="loihi", max_samples=100)
@@ -90,6 +97,7 @@ def profile(model: nn.Module, data: DataLike, *, energy_model: EnergyModelLike =
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     get_energy_model(energy_model), get_energy_model(ann_energy_model)  # fail before running anything
+    readout = check_readout(readout, model)
     options = CountOptions(fold_batchnorm=fold_batchnorm, skip_zero_weights=skip_zero_weights,
                            graded_inputs=graded_inputs)
     if device is not None:
@@ -101,27 +109,25 @@ def profile(model: nn.Module, data: DataLike, *, energy_model: EnergyModelLike =
     wall, correct, labelled, seen_bs = 0.0, 0, 0, 0
     prof = Profiler(model, options, time_first=time_first)
     try:
-        with prof:
-            for x, y in _batches(data, batch_size, time_first, max_samples):
-                x = x.to(dev)
-                seen_bs = max(seen_bs, x.shape[1 if time_first else 0])
+        for x, y in _batches(data, batch_size, time_first, max_samples):
+            x = x.to(dev)
+            seen_bs = max(seen_bs, x.shape[1 if time_first else 0])
+            with prof:  # hooks only for the counted run; the timed run below has none
                 reset(model)
                 out = model(x)
                 prof.end_batch()
                 reset(model)
-                if y is not None and isinstance(out, Tensor):
-                    s = out.mean(0) if time_first and out.dim() >= 3 else out
-                    correct += int((s.argmax(-1).cpu() == torch.as_tensor(y).reshape(-1)).sum())
-                    labelled += s.shape[0]
-                if measure_time:
-                    prof.enabled = False
-                    _sync(dev)
-                    t0 = time.perf_counter()
-                    model(x)
-                    _sync(dev)
-                    wall += time.perf_counter() - t0
-                    reset(model)
-                    prof.enabled = True
+            if y is not None and isinstance(out, Tensor):
+                s = readout_scores(out, readout) if time_first and out.dim() >= 3 else out
+                correct += int((s.argmax(-1).cpu() == torch.as_tensor(y).reshape(-1)).sum())
+                labelled += s.shape[0]
+            if measure_time:
+                _sync(dev)
+                t0 = time.perf_counter()
+                model(x)
+                _sync(dev)
+                wall += time.perf_counter() - t0
+                reset(model)
     finally:
         model.train(was_training)
     counts = prof.counts()

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 import snn.energy.rules  # noqa: F401  (registers the built-in rules)
 from snn.energy.registry import CONTAINER, COUNTERS, STATICS, CountOptions, Rule, counts_children, get_rule
+from snn.energy.spike_flow import SpikeFlow
 
 log = logging.getLogger("snn")
 
@@ -98,6 +99,11 @@ class _Ctx:
         """Declare ``output`` a spike tensor whatever its values (e.g. ``θ·s`` of a converted IF layer)."""
         self.prof._mark_spikes(output)
 
+    def is_spikes(self, x: Tensor) -> bool:
+        """Whether ``x`` counts as spikes: marked (:meth:`mark_spikes`, or a view, reshape or
+        concatenation of marked tensors) or every value in {−1, 0, 1}."""
+        return self.prof._is_spikes(x)
+
     def synaptic(self, x: Tensor, fanout: Union[Tensor, int, float], feature_ndim: int) -> None:
         """Count a weighted layer's input ``x`` (see :mod:`snn.energy.registry`)."""
         nf = feature_ndim
@@ -106,7 +112,7 @@ class _Ctx:
         lead = x.shape[: x.dim() - nf]
         feat = x.detach().reshape(-1, math.prod(x.shape[x.dim() - nf:]))
         nz = feat != 0
-        spiking = self.prof._is_marked(x) or bool(((feat == 0) | (feat == 1) | (feat == -1)).all())
+        spiking = self.prof._is_spikes(x)
         events = (not spiking and self.options.graded_inputs == "events"
                   and bool(((feat >= 0) & (feat == feat.round())).all()))
         weights = feat.to(torch.float64) if events else nz.to(torch.float64)
@@ -136,6 +142,14 @@ class Profiler:
         enabled: set ``False`` to run the model without counting (e.g. for timing).
         spread: some counts were spread evenly instead of attributed (see module docstring).
 
+    While active it also follows spike marks through concatenations and copies
+    (:class:`snn.energy.spike_flow.SpikeFlow`, a ``TorchFunctionMode``). It may be entered
+    again after leaving (counts accumulate across ``with`` blocks).
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+        RuntimeError: entering a profiler that is already active.
+
     Examples:
         >>> with Profiler(model) as prof:
         ...     model(x)                 # or model[0].step(x_t) ... one timestep at a time
@@ -162,6 +176,8 @@ class Profiler:
         self._in_forward: set[int] = set()
         self._in_step: set[int] = set()
         self._spike_storages: dict[int, Tensor] = {}
+        self._flow: Optional[SpikeFlow] = None
+        self._warned = False
         self._new_batch()
 
     # -- which modules are counted ---------------------------------------------------
@@ -182,7 +198,10 @@ class Profiler:
 
     # -- hooks -----------------------------------------------------------------------
     def __enter__(self) -> "Profiler":
-        if self.uncounted:
+        if self._flow is not None:
+            raise RuntimeError("this Profiler is already active; leave its `with` block before entering it again")
+        if self.uncounted and not self._warned:
+            self._warned = True
             log.warning("snn.energy: no counting rule for %s; their operations are not counted "
                         "(register one with snn.energy.register_rule)", ", ".join(self.uncounted))
         for name, m in self.layers.items():
@@ -192,9 +211,15 @@ class Profiler:
                 self._patch_step(name, m)
         self._handles.append(self.model.register_forward_pre_hook(self._root_pre))
         self._handles.append(self.model.register_forward_hook(self._root_post))
+        self._flow = SpikeFlow(self)  # marks concatenations (and copies) of spike trains
+        self._flow.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
+        if self._flow is not None:
+            self._flow.__exit__(None, None, None)
+            self._flow = None
+        self._spike_storages.clear()
         for h in self._handles:
             h.remove()
         self._handles = []
@@ -257,7 +282,7 @@ class Profiler:
             self._root, self._clock = None, {}
         self._spike_storages.clear()
 
-    # -- tensors declared spikes (scaled spikes θ·s, their views and reshapes) ----------
+    # -- tensors declared spikes (scaled spikes θ·s, their views, reshapes and concatenations) --
     _MAX_MARKED = 256
 
     def _mark_spikes(self, t: Tensor) -> None:
@@ -269,6 +294,12 @@ class Profiler:
 
     def _is_marked(self, t: Tensor) -> bool:
         return bool(self._spike_storages) and t.untyped_storage().data_ptr() in self._spike_storages
+
+    def _is_spikes(self, t: Tensor) -> bool:
+        if self._is_marked(t):
+            return True
+        v = t.detach()
+        return bool(((v == 0) | (v == 1) | (v == -1)).all())
 
     def _run(self, name: str, module: nn.Module, inputs: tuple, output: Any, single_step: bool) -> None:
         ctx = _Ctx(self, name, single_step)

@@ -14,7 +14,10 @@ is active. It reports what that call cost through ``ctx``:
 * ``ctx.static(neurons=..., synapses=..., ...)`` for per-sample sizes of :data:`STATICS`.
 * ``ctx.mark_spikes(output)`` for a layer whose output is spikes scaled by a constant (a
   converted IF layer emits ``θ·s``): downstream synaptic layers count its nonzeros (and any
-  view or reshape of it) as spikes (SOPs), not as graded inputs (MACs).
+  view or reshape of it, and any concatenation, stacking, zero padding or indexing of marked
+  spike tensors, :mod:`snn.energy.spike_flow`) as spikes (SOPs), not as graded inputs (MACs).
+* ``ctx.is_spikes(x)``: whether ``x`` counts as spikes (marked, or every value in {−1, 0, 1}),
+  for a rule whose output is spikes only if its input is (a spiking max-pool).
 
 Rules are looked up along the module's MRO, so a subclass inherits its base's rule unless it
 registers its own. A module with a rule *claims its subtree*: its children are not hooked
@@ -105,6 +108,8 @@ class RuleContext(Protocol):
     def synaptic(self, x: Tensor, fanout: Union[Tensor, int], feature_ndim: int) -> None: ...
 
     def mark_spikes(self, output: Tensor) -> None: ...
+
+    def is_spikes(self, x: Tensor) -> bool: ...
 
 
 Rule = Callable[[nn.Module, tuple, object, RuleContext], None]

@@ -12,9 +12,11 @@ layer                                     counted per call
 ``nn.BatchNorm{1,2,3}d``                  free when folded (default), else 1 MAC per element
 ``snn.IF/LIF/PLIF`` (``BaseNeuron``)      1 membrane update per neuron per timestep; spikes
 ``snn.LeakyIntegrator``                   1 membrane update per neuron per timestep
-``Flatten``, ``Dropout``, ``Identity``,   free
-ReLU-type activations
+``Flatten``, ``Dropout``, ``Identity``,   free; flattened, padded (or concatenated, indexed)
+padding, ReLU-type activations            spike trains stay spikes (:mod:`.spike_flow`)
 ``nn.Sequential``, ``snn.TimeDistributed`` container: its children are counted
+``IFActivation`` (converted networks)     its IF neuron as above; the output ``θ·s`` is spikes
+``SpikingMaxPool`` (converted networks)   free; the output is spikes only if the input is
 ========================================  =====================================================
 
 Biases are not counted (as in NeuroBench): on neuromorphic hardware they are part of the
@@ -88,7 +90,10 @@ for _cls in (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
 for _cls in (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
              nn.AdaptiveMaxPool3d, nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout, nn.Dropout1d,
              nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh,
-             nn.Sigmoid, nn.Tanh, nn.GELU, nn.SiLU, nn.Softmax):
+             nn.Sigmoid, nn.Tanh, nn.GELU, nn.SiLU, nn.Softmax,
+             nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d,
+             nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReflectionPad3d,
+             nn.ReplicationPad1d, nn.ReplicationPad2d, nn.ReplicationPad3d):
     register_rule(_cls, FREE)
 
 for _cls in (nn.Sequential, nn.ModuleList, nn.ModuleDict, TimeDistributed):
@@ -156,8 +161,11 @@ def _if_activation_rule(module: IFActivation, inputs: tuple, output: Tensor, ctx
 
 
 def _spiking_max_pool_rule(module: SpikingMaxPool, inputs: tuple, output: Tensor, ctx: RuleContext) -> None:
-    """Gating by accumulated input spikes: comparisons only (free); the output is spikes."""
-    ctx.mark_spikes(output)
+    """Gating by accumulated input spikes: comparisons only (free). The output is spikes only if
+    the input is (``θ·s`` of an IF layer); pooled analog input (a max pool before the first
+    activation) stays a graded current, so the next layer costs MACs."""
+    if ctx.is_spikes(inputs[0]):
+        ctx.mark_spikes(output)
 
 
 register_rule(IFActivation, _if_activation_rule, count_children=True)

@@ -81,3 +81,39 @@ def test_make_activation_parameters_and_errors():
         make_activation("qcfs:0")
     with pytest.raises(TypeError, match="nn.Module"):
         make_activation(lambda: 3)
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.25, 0.5])
+def test_if_neuron_with_v_init_shift_theta_equals_qcfs_of_any_shift(shift):
+    """IF with soft reset, v(0) = φ·θ, constant input z: v(T) = φθ + Tz − θ·N stays in [0, θ)
+    while 0 ≤ z ≤ θ, so N = clip(⌊zT/θ + φ⌋, 0, T) spikes; at T = L that is QCFS(L, λ = θ, φ).
+    Inputs sit halfway between quantisation edges (zL/θ + φ = j + 1/2), away from float ties."""
+    L, theta = 4, 0.8
+    j = torch.arange(-2, L + 3, dtype=torch.float64)
+    z = (theta * (j + 0.5 - shift) / L).float()
+    neuron = IFActivation(theta, backend="torch", shift=shift)
+    assert float(neuron.neuron.v_init) == pytest.approx(shift * theta)
+    spikes = neuron(z.repeat(L, 1), L).sum(0) / theta
+    assert spikes.tolist() == torch.clamp(j, 0, L).tolist()
+    qcfs = QCFS(levels=L, clip=theta, shift=shift)
+    torch.testing.assert_close(spikes * theta / L, qcfs(z).detach(), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.25, 0.5])
+def test_converted_qcfs_network_is_exact_at_T_equals_L_for_any_shift(shift):
+    import snn
+    from snn.encoders import direct
+    torch.manual_seed(0)
+    L = 4
+    ann = nn.Sequential(nn.Linear(16, 32), QCFS(levels=L, clip=1.0, shift=shift), nn.Linear(32, 5)).eval()
+    net = snn.convert(ann, None, backend="torch")
+    assert float(net.net.get_submodule("1").neuron.v_init) == pytest.approx(shift)
+    x = torch.randn(200, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(net(direct(x, L))[-1] / L, ann(x), rtol=0, atol=1e-5)
+
+
+def test_if_activation_rejects_a_bad_shift():
+    for bad in (-0.1, 1.0, True):
+        with pytest.raises(ValueError, match="shift"):
+            IFActivation(1.0, shift=bad)

@@ -131,3 +131,70 @@ def test_qcfs_stays_a_leaf():
     model = nn.Sequential(nn.Linear(3, 3), QCFS(levels=2, clip=1.0), nn.Linear(3, 1))
     sites = activation_sites(prepare_ann(model))
     assert list(sites) == ["1"] and isinstance(sites["1"], QCFS)
+
+
+class _Normalised(nn.Module):
+    """Input normalisation by buffers, ``(x − mean) / std``, and a per-channel learned scale
+    (a parameter) after the activation: element-wise affine maps by constants."""
+
+    def __init__(self, act=nn.ReLU) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.4, 0.6]))
+        self.register_buffer("std", torch.tensor([0.25, 0.5]).view(1, 2, 1, 1))
+        self.gamma = nn.Parameter(torch.tensor([1.5, 0.5, 2.0, 1.0]).view(1, 4, 1, 1))
+        self.conv, self.act, self.fc = nn.Conv2d(2, 4, 3), act(), nn.Linear(4 * 4 * 4, 3)
+
+    def forward(self, x):
+        x = (x - self.mean.view(1, -1, 1, 1)) / self.std
+        h = self.act(self.conv(x)).mul(self.gamma) * 0.5
+        return self.fc(h.flatten(1))
+
+
+def test_multiplication_and_division_by_constant_tensors_are_accepted():
+    model = _Normalised().eval()
+    x = torch.rand(8, 2, 6, 6)
+    gm = prepare_ann(model)
+    torch.testing.assert_close(gm(x), model(x))
+
+
+def test_constant_tensor_scaling_converts_exactly():
+    """With a QCFS activation the converted network equals the ANN at T = L (Bu et al. 2022), so
+    any error would come from how the constant scalings act on the time-merged batch."""
+    import snn
+    from snn.encoders import direct
+    torch.manual_seed(0)
+    model = _Normalised(lambda: QCFS(levels=4, clip=1.0)).eval()
+    net = snn.convert(model, None, backend="torch")
+    x = torch.rand(16, 2, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(net(direct(x, 4))[-1] / 4, model(x), rtol=0, atol=1e-5)
+
+
+def test_non_affine_products_and_quotients_are_rejected():
+    class Inverse(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("c", torch.tensor(2.0))
+
+        def forward(self, x):
+            return self.c / x
+
+    class Square(nn.Module):
+        def forward(self, x):
+            return x * x
+
+    class Floor(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("c", torch.tensor(2.0))
+
+        def forward(self, x):
+            return torch.div(x, self.c, rounding_mode="floor")
+
+    class ScalarOverX(nn.Module):
+        def forward(self, x):
+            return 1.0 / x
+
+    for model, name in ((Inverse(), "div"), (Square(), "mul"), (Floor(), "div"), (ScalarOverX(), "truediv")):
+        with pytest.raises(ConversionError, match=name):
+            prepare_ann(model)

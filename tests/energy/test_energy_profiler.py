@@ -169,3 +169,49 @@ def test_bad_arguments_are_named():
         profile(model, torch.zeros(5))
     with pytest.raises(ValueError, match="no samples"):
         profile(model, [])
+
+
+def test_accuracy_reads_a_converted_network_at_its_last_step():
+    """A converted network outputs the running sum V[t]; its prediction is argmax V[T] (as in
+    conversion_report and Dynamic Confidence), not the argmax of the time-mean of V[t], which
+    over-weights early steps: here class 1 leads only from t = 2 on, and wins at T."""
+    ann = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2)).eval()
+    with torch.no_grad():
+        ann[0].weight.copy_(torch.eye(2))
+        ann[2].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.2]]))
+        ann[0].bias.zero_(), ann[2].bias.zero_()
+    net = snn.convert(ann, torch.ones(1, 2), backend="torch")          # θ = 1 for both neurons
+    x, y = torch.tensor([[0.5, 0.45]]), torch.tensor([1])
+    seq = x.unsqueeze(0).expand(8, -1, -1)
+    with torch.no_grad():
+        out = net(seq)
+    assert out[-1].argmax(1).item() == 1 and out.mean(0).argmax(1).item() == 0
+    assert profile(net, (seq, y), measure_time=False).accuracy == 1.0
+    assert profile(net, (seq, y), measure_time=False, readout="cumulative").accuracy == 1.0
+    assert profile(net, (seq, y), measure_time=False, readout="sum").accuracy == 0.0
+
+
+def test_accuracy_of_a_plain_snn_is_the_mean_readout():
+    model, x = _mlp(), _x(T=10, B=16)
+    with torch.no_grad():
+        snn.reset(model)
+        out = model(x)
+    y = out.mean(0).argmax(1)                       # labels = the mean-readout prediction
+    assert (out[-1].argmax(1) != y).any()           # the last step alone would predict otherwise
+    assert profile(model, (x, y), measure_time=False).accuracy == 1.0
+    assert profile(model, (x, y), measure_time=False, readout="cumulative").accuracy < 1.0
+    with pytest.raises(ValueError, match="readout"):
+        profile(model, (x, y), readout="last")
+
+
+def test_profiler_reentered_after_exit_accumulates_and_cannot_nest():
+    model, x = _mlp(), _x()
+    prof = Profiler(model)
+    for _ in range(2):
+        with torch.no_grad(), prof:
+            model(x)
+            prof.end_batch()
+    assert prof.counts().samples == 2 * x.shape[1]
+    with prof, pytest.raises(RuntimeError, match="already active"):
+        prof.__enter__()
+    assert all(not m._forward_hooks for m in model.modules())
