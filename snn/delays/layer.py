@@ -55,16 +55,20 @@ class DelayLinear(StatefulModule):
         sigma: initial Gaussian standard deviation in timesteps (default ``D / 2``).
         truncate: Gaussian window half-width in units of σ: 3 (default) keeps 99.7 % of the
             Gaussian (renormalised), 6 equals the untruncated kernel to float32 precision,
-            None keeps all ``D + 1`` taps (exactly DCLS). Cost grows with the window.
+            None keeps all ``D + 1`` taps (DCLS). Cost grows with the window. The two integers
+            around each position are always kept, so as σ decays the kernel tends to the
+            nearest-integer delay that :meth:`round_delays_` applies.
         bias: add a learnable bias.
         generator: ``torch.Generator`` for the initial weights and delays.
         backend: ``"auto"``, ``"torch"`` (dense reference) or ``"numba"`` (fused kernels).
         device, dtype: factory arguments.
 
     Shape:
-        forward: ``[T, B, in_features] → [T, B, out_features]`` (float, time-first; causal,
-        from rest, or continuing the carried input history under :func:`snn.stateful`).
-        step: ``[B, in_features] → [B, out_features]``.
+        forward: ``[T, B, in_features] → [T, B, out_features]`` (time-first; causal, from rest,
+        or continuing the carried input history under :func:`snn.stateful`). The output has the
+        input's floating dtype; integer or bool input (e.g. ``uint8`` spike frames) is first
+        converted to the layer's dtype (that of ``weight``), as the neuron layers do.
+        step: ``[B, in_features] → [B, out_features]``, same dtypes.
 
     Attributes:
         weight: ``[out, in]`` parameter (Kaiming-uniform init, as ``nn.Linear``).
@@ -210,6 +214,8 @@ class DelayLinear(StatefulModule):
         return self._run(x_t.unsqueeze(0), carry=True)[0]
 
     def _run(self, x: Tensor, carry: bool) -> Tensor:
+        if not (x.is_floating_point() or x.is_complex()):
+            x = x.to(self.weight.dtype)  # uint8/bool spikes: the weights' dtype, never the weights cast to ints
         D = self.max_delay
         if D == 0:
             self.backend_used = "linear"

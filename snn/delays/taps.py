@@ -7,16 +7,23 @@ Khalfaoui-Hassani & Masquelier, "Learning Delays in Spiking Neural Networks usin
 Convolutions with Learnable Spacings" (ICLR 2024, eq. 3–4; DCLS: Khalfaoui-Hassani et al.,
 ICLR 2023):
 
-* Gaussian interpolation:  ``k(τ) = w · g(τ) / (Σ_τ' g(τ') + ε)``, ``g(τ) = exp(−(τ − d)² / 2σ²)``,
-  optionally truncated to ``|τ − d| ≤ truncate·σ`` (``g = 0`` outside);
-* linear (triangle) interpolation: ``g(τ) = max(0, 1 − |τ − d|)``, same normalisation;
+* Gaussian interpolation:  ``k(τ) = w · g(τ) / (Σ_τ' g(τ') + ε · max_τ' g(τ'))``,
+  ``g(τ) = exp(−(τ − d)² / 2σ²)``, optionally truncated to ``|τ − d| ≤ truncate·σ`` — but
+  never below the integers around ``d`` (``|τ − d| < 1`` is always kept) — with ``g = 0`` outside;
+* linear (triangle) interpolation: ``g(τ) = max(0, 1 − |τ − d|)``, normalised by ``Σ g + ε``;
 * integer delays (after rounding, or fixed delays): ``k(τ) = w · [τ = d]``.
 
-``ε = 1e-7`` as in the DCLS package. Instead of a dense ``[N_out, N_in, D + 1]`` kernel, every
-function here returns :class:`Taps`: ``W`` consecutive taps per synapse starting at an integer
-``start`` (``W = 1`` for integer delays, ``2`` for linear, ``⌊2·truncate·σ⌋ + 1`` for a
-truncated Gaussian, ``D + 1`` when the window covers the whole range). Tap values carry the
-autograd graph to ``weight`` and ``delay``; ``start`` is an integer tensor without gradient.
+``ε = 1e-7`` as in the DCLS package. The Gaussian's guard is relative to its largest tap (the
+one nearest ``d``), and ``g`` is evaluated relative to that tap, so nothing underflows: as
+``σ → 0`` the kernel tends to the nearest-integer delay of :func:`integer_taps`, with the
+weight gradient of that delay (DCLS's ``Σ g + ε`` instead fades to 0 once ``max g ≲ ε``:
+below ``σ ≈ 0.05`` for a position 0.3 from the nearest integer). Where ``max g = 1`` (integer
+``d``) the two are identical, elsewhere they differ by a relative ``≤ ε / Σ g``. Instead of a dense
+``[N_out, N_in, D + 1]`` kernel, every function here returns :class:`Taps`: ``W`` consecutive
+taps per synapse starting at an integer ``start`` (``W = 1`` for integer delays, ``2`` for
+linear, ``max(⌊2·truncate·σ⌋ + 1, 2)`` for a truncated Gaussian, ``D + 1`` when the window
+covers the whole range). Tap values carry the autograd graph to ``weight`` and ``delay``;
+``start`` is an integer tensor without gradient.
 """
 from __future__ import annotations
 
@@ -69,11 +76,26 @@ def _check(weight: Tensor, delay: Tensor, max_delay: int) -> None:
 
 
 def gaussian_width(sigma: float, max_delay: int, truncate: Optional[float]) -> int:
-    """Taps per synapse ``W = min(⌊2·truncate·σ⌋ + 1, D + 1)`` (``D + 1`` if ``truncate`` is None):
-    the number of integers that can lie within ``truncate·σ`` of a real position."""
+    """Taps per synapse ``W = min(max(⌊2·truncate·σ⌋ + 1, 2), D + 1)`` (``D + 1`` if ``truncate``
+    is None): the number of integers that can lie within ``truncate·σ`` of a real position, and
+    at least the two integers around it (kept however small ``σ`` is)."""
     if truncate is None:
         return max_delay + 1
-    return int(min(math.floor(2.0 * truncate * sigma) + 1, max_delay + 1))
+    return int(min(max(math.floor(2.0 * truncate * sigma) + 1, 2), max_delay + 1))
+
+
+def _gaussian_starts(delay: Tensor, sigma: float, max_delay: int, truncate: Optional[float]) -> Tensor:
+    """int64 ``[N_out, N_in]`` first tap of each window of :func:`gaussian_taps`:
+    ``min(⌈d − truncate·σ⌉, ⌊d⌋)`` clamped to ``[0, D − W + 1]`` (all zeros when the window spans
+    ``[0, D]``), so that the window holds every integer within ``truncate·σ`` of ``d`` and the two
+    integers around ``d``."""
+    D = max_delay
+    W = gaussian_width(sigma, D, truncate)
+    with torch.no_grad():
+        if W >= D + 1:
+            return torch.zeros(delay.shape, dtype=torch.long, device=delay.device)
+        d = delay.detach()
+        return torch.minimum(torch.ceil(d - truncate * sigma), torch.floor(d)).long().clamp_(0, D - W + 1)
 
 
 def _offsets(delay: Tensor, start: Tensor, W: int) -> Tensor:
@@ -83,17 +105,28 @@ def _offsets(delay: Tensor, start: Tensor, W: int) -> Tensor:
 
 
 def _gauss(delay: Tensor, start: Tensor, W: int, sigma: float, truncate: Optional[float]):
+    """``(g̃, ∂g̃/∂d, Σ g̃ + ε)`` with ``g̃ = g / g(τ₀) = exp(−(z − z₀)(z + z₀) / 2σ²)`` over the
+    kept taps (``|z| ≤ truncate·σ`` or ``|z| < 1``; 0 elsewhere), ``z = τ − d``, ``z₀ = τ₀ − d`` for
+    the tap ``τ₀ = ⌊d + ½⌋`` nearest ``d`` (clamped to the window, which holds it for ``d ∈ [0, D]``).
+    ``g̃ ≤ 1`` and ``g̃(τ₀) = 1``: nothing underflows however small ``σ`` is."""
     z = _offsets(delay, start, W)
-    g = torch.exp(-0.5 * (z / sigma) ** 2)
+    s = start.to(delay.dtype)
+    z0 = (torch.floor(delay + 0.5).clamp(min=s, max=s + (W - 1)) - delay).unsqueeze(-1)
+    inv = 1.0 / sigma
+    q = (z - z0) * inv
+    g = torch.exp(-0.5 * q * ((z + z0) * inv))
     if truncate is not None:
-        g = g * (z.abs() <= truncate * sigma)
-    return z, g, g.sum(-1, keepdim=True) + EPS
+        za = z.abs()
+        g = torch.where((za <= truncate * sigma) | (za < 1.0), g, 0.0)
+    gp = g * q * inv                                    # ∂g̃/∂d
+    return g, gp, g.sum(-1, keepdim=True) + EPS
 
 
 def _triangle(delay: Tensor, start: Tensor, W: int):
+    """``(g, ∂g/∂d, Σ g + ε)`` of the triangle ``g = max(0, 1 − |z|)``."""
     z = _offsets(delay, start, W)
     g = torch.relu(1.0 - z.abs())
-    return z, g, g.sum(-1, keepdim=True) + EPS
+    return g, torch.sign(z) * (z.abs() < 1), g.sum(-1, keepdim=True) + EPS
 
 
 def _use_numba(weight: Tensor) -> bool:
@@ -111,8 +144,9 @@ class _NormalisedTaps(torch.autograd.Function):
     backward pass recomputes ``g`` instead of keeping ~8 ``[N_out, N_in, W]`` intermediates:
 
     ``∂L/∂w = Σ_u γ_u g_u / Z``, ``∂L/∂d = (w / Z) · (Σ_u γ_u g'_u − (Σ_u γ_u g_u)(Σ_u g'_u) / Z)``,
-    with ``γ = ∂L/∂values``, ``Z = Σ g + ε`` and ``g' = ∂g/∂d`` (Gaussian: ``g z / σ²``;
-    triangle: ``sign(z) [|z| < 1]``, ``z = τ − d``).
+    with ``γ = ∂L/∂values``, ``Z = Σ g + ε`` and ``g' = ∂g/∂d`` (Gaussian, relative to the
+    tap nearest ``d``, ``z₀``: ``g = exp(−(z − z₀)(z + z₀) / 2σ²)``, ``g' = g (z − z₀) / σ²``;
+    triangle: ``g = max(0, 1 − |z|)``, ``g' = sign(z) [|z| < 1]``; ``z = τ − d``).
     """
 
     @staticmethod
@@ -123,7 +157,7 @@ class _NormalisedTaps(torch.autograd.Function):
         if _use_numba(weight):
             from snn.delays.taps_cpu import cpu_taps_forward
             return cpu_taps_forward(weight, delay, start, W, sigma, truncate, EPS)
-        _, g, Z = _gauss(delay, start, W, sigma, truncate) if sigma is not None else _triangle(delay, start, W)
+        g, _, Z = _gauss(delay, start, W, sigma, truncate) if sigma is not None else _triangle(delay, start, W)
         return weight.unsqueeze(-1) * (g / Z)
 
     @staticmethod
@@ -136,12 +170,7 @@ class _NormalisedTaps(torch.autograd.Function):
             gw, gd = cpu_taps_backward(weight, delay, start, sigma, truncate, EPS, gv)
             return (gw if ctx.needs_input_grad[0] else None, gd if ctx.needs_input_grad[1] else None,
                     None, None, None, None)
-        if sigma is not None:
-            z, g, Z = _gauss(delay, start, W, sigma, truncate)
-            gp = g * z / sigma ** 2
-        else:
-            z, g, Z = _triangle(delay, start, W)
-            gp = torch.sign(z) * (z.abs() < 1)
+        g, gp, Z = _gauss(delay, start, W, sigma, truncate) if sigma is not None else _triangle(delay, start, W)
         Z = Z.squeeze(-1)
         a = (gv * g).sum(-1)
         gw = a / Z if ctx.needs_input_grad[0] else None
@@ -154,16 +183,24 @@ def gaussian_taps(weight: Tensor, delay: Tensor, sigma: float, max_delay: int,
     r"""Gaussian-interpolated delay kernels (DCLS "gauss"), normalised over the taps in range.
 
     .. math::
-        k_{ij}(\tau) = w_{ij}\, \frac{g_{ij}(\tau)}{\sum_{\tau'=0}^{D} g_{ij}(\tau') + \varepsilon},\quad
-        g_{ij}(\tau) = e^{-(\tau - d_{ij})^2 / 2\sigma^2}\,[\,|\tau - d_{ij}| \le \text{truncate}\cdot\sigma\,]
+        k_{ij}(\tau) = w_{ij}\, \frac{g_{ij}(\tau)}{\sum_{\tau'=0}^{D} g_{ij}(\tau')
+            + \varepsilon \max_{\tau'} g_{ij}(\tau')},\quad
+        g_{ij}(\tau) = e^{-(\tau - d_{ij})^2 / 2\sigma^2}\,
+            [\,|\tau - d_{ij}| \le \text{truncate}\cdot\sigma \ \text{or}\ |\tau - d_{ij}| < 1\,]
 
     (Hammouamri et al., ICLR 2024, eq. 4; DCLS ``ConstructKernel1d.forward_vgauss`` with
     ``σ = |SIG| + 0.27``). ``truncate=3`` (default) keeps the taps within 3σ (99.7 % of the
     Gaussian's mass; the kernel is renormalised over them); ``truncate=6`` drops only taps
     below ``e^{-18} ≈ 1.5·10⁻⁸`` of the peak, i.e. equals the untruncated kernel to float32
-    precision; ``truncate=None`` keeps every tap (``W = D + 1``), exactly DCLS. Gradients flow
-    to ``weight`` and ``delay`` (the exact gradient of this function; taps outside the window
-    have none).
+    precision; ``truncate=None`` keeps every tap (``W = D + 1``). The two integers around
+    ``d`` are always kept, and ``g`` is computed relative to the tap nearest ``d``, so the
+    kernel never vanishes: as ``σ → 0`` it tends to the nearest-integer delay
+    (:func:`integer_taps`, what :meth:`snn.delays.DelayLinear.round_delays_` applies). DCLS
+    normalises by ``Σ g + ε``; the guard ``ε · max g`` here equals it for an integer ``d`` and
+    differs by a relative ``≤ ε / Σ g`` (``ε = 10⁻⁷``) otherwise, until ``max g ≲ ε``
+    (``σ ≲ 0.05`` at 0.3 from an integer), where DCLS's kernel fades to 0. Gradients flow to
+    ``weight`` and ``delay`` (the exact gradient of this function; taps outside the window have
+    none).
 
     Args:
         weight: ``[N_out, N_in]`` synaptic weights.
@@ -186,11 +223,7 @@ def gaussian_taps(weight: Tensor, delay: Tensor, sigma: float, max_delay: int,
         raise ValueError(f"truncate must be > 0 (in units of sigma) or None, got {truncate!r}")
     D = max_delay
     W = gaussian_width(sigma, D, truncate)
-    with torch.no_grad():
-        if W >= D + 1:
-            start = torch.zeros(delay.shape, dtype=torch.long, device=delay.device)
-        else:
-            start = torch.ceil(delay.detach() - truncate * sigma).long().clamp_(0, D - W + 1)
+    start = _gaussian_starts(delay, sigma, D, truncate)
     values = _NormalisedTaps.apply(weight, delay, start, W, float(sigma), truncate)
     return Taps(values, start, D, inert_zeros=True)
 

@@ -11,8 +11,8 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError("snn.nir needs the 'nir' package: pip install 'nir>=1.0,<2' (or pip install snn[nir])") from e
 
 from snn.nir.export import export_nir, flatten_chain, to_nir
-from snn.nir.importer import IntegerDelay, NIRGraphModule, from_nir, import_nir, load_nir
+from snn.nir.importer import ChannelLeakyIntegrator, IntegerDelay, NIRGraphModule, from_nir, import_nir, load_nir
 from snn.nir.params import DISCRETIZATIONS
 
 __all__ = ["to_nir", "export_nir", "from_nir", "import_nir", "load_nir", "flatten_chain", "NIRGraphModule",
-           "IntegerDelay", "DISCRETIZATIONS"]
+           "IntegerDelay", "ChannelLeakyIntegrator", "DISCRETIZATIONS"]

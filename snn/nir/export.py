@@ -9,16 +9,55 @@ from typing import Optional
 import nir
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from snn.layers import TimeDistributed
+from snn.models.shd import DelaySNN, TimeSharedDropout
 from snn.neurons import IF, LIF, LeakyIntegrator, ParametricLIF
 from snn.nir.params import beta_to_nir_tau, resistance
 from snn.state import reset
 
 __all__ = ["to_nir", "export_nir", "flatten_chain"]
 
-_SKIP = (nn.Dropout, nn.Identity)
+_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout,
+            TimeSharedDropout)
+_SKIP = (*_DROPOUT, nn.Identity)
+"""Leaves that are the identity at inference (dropout in eval mode) and are left out of the graph."""
+
+
+class _ChannelBins(nn.Module):
+    """``[T, B, C] → [T, B, ⌈C / k⌉]``: adjacent channels summed in groups of ``k`` (the last group
+    zero-padded), exactly as :class:`snn.models.shd.DelaySNN` bins its input; exported as a
+    ``Linear`` node with a 0/1 weight matrix."""
+
+    def __init__(self, in_features: int, k: int) -> None:
+        super().__init__()
+        self.in_features, self.k = in_features, k
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.pad(x, (0, -x.shape[2] % self.k)).reshape(*x.shape[:2], -1, self.k).sum(-1)
+
+    def matrix(self) -> np.ndarray:
+        """``[⌈C / k⌉, C]`` float32 with ``M[j, i] = 1`` iff ``i // k == j``."""
+        i = np.arange(self.in_features)
+        m = np.zeros((-(-self.in_features // self.k), self.in_features), dtype=np.float32)
+        m[i // self.k, i] = 1.0
+        return m
+
+
+def _input_stages(model: nn.Module, sample: Tensor) -> list[tuple[str, nn.Module, int]]:
+    """What a model's ``forward`` does to its input before its first child module, as leaves:
+    :class:`snn.models.shd.DelaySNN` flattens the features (``[T, B, *feature] → [T, B, C]``)
+    and sums its channels in bins (``channel_bins``)."""
+    if not isinstance(model, DelaySNN):
+        return []
+    stages: list[tuple[str, nn.Module, int]] = []
+    if sample.dim() > 3:
+        stages.append(("input_flatten", nn.Flatten(2), 2))
+    if model.bin > 1:
+        stages.append(("input_bins", _ChannelBins(model.in_features, model.bin), 2))
+    return stages
 
 
 def flatten_chain(model: nn.Module, batch_ndim: int = 2) -> list[tuple[str, nn.Module, int]]:
@@ -122,7 +161,34 @@ def _delay_graph(m: nn.Module, dt: float) -> nir.NIRGraph:
                         metadata={"snn_module": "DelayLinear", "snn_max_delay": int(m.max_delay)})
 
 
+def _fold_bn_into(prev: nir.NIRNode, bn: nn.BatchNorm1d | nn.BatchNorm2d) -> Optional[nir.NIRNode]:
+    """``prev`` with eval-mode ``bn`` folded in (``Affine``/``Linear``/``Conv``, or the ``Delay →
+    Linear`` sub-graph of an integer-delay ``DelayLinear``: every branch's weight rows scaled, the
+    shift added to the bias of the first branch), or None if ``prev`` cannot absorb it."""
+    def bias_of(node: nir.NIRNode) -> Optional[Tensor]:
+        b = getattr(node, "bias", None)
+        return None if b is None else torch.as_tensor(b)
+
+    if isinstance(prev, (nir.Affine, nir.Linear)):
+        w, b = _fold_bn(torch.as_tensor(prev.weight), bias_of(prev), bn)
+        return nir.Affine(weight=w.numpy(), bias=b.numpy())
+    if isinstance(prev, (nir.Conv1d, nir.Conv2d)):
+        w, b = _fold_bn(torch.as_tensor(prev.weight), bias_of(prev), bn)
+        prev.weight, prev.bias = w.numpy(), b.numpy()
+        return prev
+    if isinstance(prev, nir.NIRGraph) and (prev.metadata or {}).get("snn_module") == "DelayLinear":
+        branches = sorted((k for k in prev.nodes if k.startswith("weight_")), key=lambda k: int(k.split("_", 1)[1]))
+        bias = next((bias_of(prev.nodes[k]) for k in branches if bias_of(prev.nodes[k]) is not None), None)
+        for j, k in enumerate(branches):
+            w, b = _fold_bn(torch.as_tensor(prev.nodes[k].weight), bias if j == 0 else None, bn)
+            prev.nodes[k] = nir.Affine(weight=w.numpy(), bias=b.numpy()) if j == 0 else nir.Linear(weight=w.numpy())
+        return prev
+    return None
+
+
 def _stateless(m: nn.Module, shape: tuple[int, ...]) -> nir.NIRNode:
+    if isinstance(m, _ChannelBins):
+        return nir.Linear(weight=m.matrix())
     if isinstance(m, nn.Linear):
         w, b = _np(m.weight), _np(m.bias)
         return nir.Linear(weight=w) if b is None else nir.Affine(weight=w, bias=b)
@@ -145,8 +211,8 @@ def _stateless(m: nn.Module, shape: tuple[int, ...]) -> nir.NIRNode:
         return cls(kernel_size=k, stride=s, padding=p)
     raise ValueError(f"cannot export {type(m).__name__} to NIR: supported layers are LIF, PLIF, IF, "
                      "LeakyIntegrator, Linear, Conv1d, Conv2d, AvgPool2d (and sum pooling), Flatten, "
-                     "DelayLinear (integer delays), BatchNorm after Linear/Conv (folded), Dropout/Identity "
-                     "(skipped); MaxPool2d has no NIR equivalent (use AvgPool2d)")
+                     "DelayLinear (integer delays), BatchNorm after Linear/Conv/DelayLinear (folded), "
+                     "Dropout/TimeSharedDropout/Identity (skipped); MaxPool2d has no NIR equivalent (use AvgPool2d)")
 
 
 @torch.no_grad()
@@ -161,7 +227,11 @@ def to_nir(model: nn.Module, sample: Tensor, dt: float = 1e-3, discretization: s
     ``SumPool2d``), ``Flatten → Flatten`` (dims without the time/batch dims), ``LIF``/``PLIF``
     → ``LIF``, ``IF → IF``, ``LeakyIntegrator → LI`` (``τ = ∞``: ``I``), integer-delay
     ``DelayLinear`` → sub-graph of ``Delay → Linear`` branches; eval-mode ``BatchNorm`` is
-    folded into the layer before it, ``Dropout``/``Identity`` are dropped. Time constants
+    folded into the Linear/Conv/DelayLinear before it, eval-mode dropout (``nn.Dropout*``,
+    :class:`snn.models.shd.TimeSharedDropout`) and ``Identity`` are dropped. The input stages of
+    :class:`snn.models.shd.DelaySNN` (the ``shd-delays`` preset) that are not modules become
+    nodes too: its feature flattening (``Flatten``) and channel binning (a ``Linear`` node with
+    0/1 weights, e.g. 700 → 140). Time constants
     follow :mod:`snn.nir.params` (``dt`` seconds per timestep, stored with the discretization
     in the graph metadata). NIR 1.0 only knows hard reset: a soft-reset neuron is written with
     ``v_reset = 0`` and node metadata ``snn_reset="subtract"``, which :func:`snn.nir.from_nir`
@@ -178,8 +248,8 @@ def to_nir(model: nn.Module, sample: Tensor, dt: float = 1e-3, discretization: s
         The graph, nodes ``input → … → output``, ``metadata = {"snn_dt", "snn_discretization"}``.
 
     Raises:
-        ValueError: an unsupported layer, batch norm in training mode or not after a
-            Linear/Conv, a model that is not a chain, a neuron with ``v_init ≠ 0``, a
+        ValueError: an unsupported layer, batch norm or dropout in training mode, batch norm
+            not after a Linear/Conv/DelayLinear, a model that is not a chain, a neuron with ``v_init ≠ 0``, a
             ``DelayLinear`` without integer delays, bad ``dt``/``discretization``.
 
     Examples:
@@ -193,7 +263,10 @@ def to_nir(model: nn.Module, sample: Tensor, dt: float = 1e-3, discretization: s
     if not (isinstance(sample, Tensor) and sample.dim() >= 3):
         raise ValueError(f"sample must be a [T, B, *feature] tensor, got "
                          f"{tuple(sample.shape) if isinstance(sample, Tensor) else type(sample).__name__}")
-    chain = flatten_chain(model)
+    for name, m in model.named_modules():
+        if isinstance(m, _DROPOUT) and m.training and m.p > 0:
+            raise ValueError(f"{name}: dropout must be in eval mode to be left out of the graph (call model.eval())")
+    chain = _input_stages(model, sample) + flatten_chain(model)
     reset(model)
     if check:
         expected = model(sample)
@@ -211,14 +284,11 @@ def to_nir(model: nn.Module, sample: Tensor, dt: float = 1e-3, discretization: s
             if m.training:
                 raise ValueError(f"{name}: batch norm must be in eval mode to be folded (call model.eval())")
             prev = nodes.get(names[-1]) if names else None
-            if not isinstance(prev, (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d)):
-                raise ValueError(f"{name}: batch norm can only be folded into a directly preceding Linear/Conv")
-            w, b = _fold_bn(torch.as_tensor(prev.weight), torch.as_tensor(getattr(prev, "bias", None))
-                            if getattr(prev, "bias", None) is not None else None, m)
-            if isinstance(prev, (nir.Affine, nir.Linear)):
-                nodes[names[-1]] = nir.Affine(weight=w.numpy(), bias=b.numpy())
-            else:
-                prev.weight, prev.bias = w.numpy(), b.numpy()
+            folded = None if prev is None else _fold_bn_into(prev, m)
+            if folded is None:
+                raise ValueError(f"{name}: batch norm can only be folded into a directly preceding "
+                                 "Linear/Conv/DelayLinear")
+            nodes[names[-1]] = folded
             continue
         if isinstance(m, nn.Flatten):
             s, e = m.start_dim - bnd, (m.end_dim - bnd if m.end_dim >= 0 else m.end_dim)

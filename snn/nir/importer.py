@@ -15,17 +15,26 @@ from snn.neurons import IF, LIF, LeakyIntegrator
 from snn.nir.params import input_gain, nir_tau_to_beta
 from snn.state import StatefulModule
 
-__all__ = ["from_nir", "import_nir", "load_nir", "NIRGraphModule", "IntegerDelay"]
+__all__ = ["from_nir", "import_nir", "load_nir", "NIRGraphModule", "IntegerDelay", "ChannelLeakyIntegrator"]
 
 
 class IntegerDelay(StatefulModule):
     """Per-feature integer delay ``y[t, b, i] = x[t − d_i, b, i]`` (zeros before the start).
 
+    A NIR ``Delay`` node imports to this. Like :class:`snn.delays.DelayLinear`, it carries the
+    last ``max(d)`` timesteps of its input as state: :meth:`step` and multi-step calls inside
+    :func:`snn.stateful` continue the delay line, so a stream fed in chunks (or one timestep at
+    a time) gives the same output as the whole sequence; :func:`snn.reset` empties it.
+
     Args:
         delays: int64 ``[N]`` delays in timesteps (≥ 0).
 
     Shape:
-        ``[T, B, N] → [T, B, N]``.
+        forward: ``[T, B, N] → [T, B, N]``; step: ``[B, N] → [B, N]`` (the input's dtype).
+
+    Raises:
+        ValueError: ``delays`` not 1-d or negative; an input that is not ``[T, B, N]``; a
+            carried history whose batch size differs from the input's (call ``snn.reset``).
     """
 
     def __init__(self, delays: Tensor) -> None:
@@ -33,16 +42,88 @@ class IntegerDelay(StatefulModule):
         if delays.dim() != 1 or (delays < 0).any():
             raise ValueError(f"delays must be a 1-d tensor of non-negative ints, got {delays}")
         self.register_buffer("delays", delays.long())
+        self.max_delay = int(delays.max()) if delays.numel() else 0
+        self._history: Optional[Tensor] = None
 
     def forward(self, x: Tensor) -> Tensor:
-        T = x.shape[0]
-        idx = torch.arange(T, device=x.device).view(T, 1) - self.delays.view(1, -1)   # [T, N]
-        valid = (idx >= 0).to(x.dtype)
-        g = x.gather(0, idx.clamp(min=0).unsqueeze(1).expand(T, x.shape[1], x.shape[2]))
-        return g * valid.unsqueeze(1)
+        if x.dim() != 3 or x.shape[2] != self.delays.numel():
+            raise ValueError(f"x must be [T, B, N={self.delays.numel()}], got {tuple(x.shape)}")
+        return self._run(x, carry=self._stateful)
 
-    def reset_state(self) -> None:  # the delay line holds no state across forwards
-        pass
+    def step(self, x_t: Tensor) -> Tensor:
+        """One timestep ``[B, N] → [B, N]``; the last ``max(d)`` inputs stay on the module."""
+        if x_t.dim() != 2 or x_t.shape[1] != self.delays.numel():
+            raise ValueError(f"x_t must be [B, N={self.delays.numel()}], got {tuple(x_t.shape)}")
+        return self._run(x_t.unsqueeze(0), carry=True)[0]
+
+    def _run(self, x: Tensor, carry: bool) -> Tensor:
+        T, B, N = x.shape
+        D = self.max_delay
+        h = self._history if carry else None
+        if h is not None and h.shape[1:] != x.shape[1:]:
+            raise ValueError(f"carried input history has shape {tuple(h.shape)} but the input has batch/features "
+                             f"{tuple(x.shape[1:])}; call snn.reset(model) before feeding a new stream")
+        if h is None:
+            h = x.new_zeros(D, B, N)
+        full = torch.cat([h.to(x.dtype), x], 0)                                        # [D + T, B, N]
+        idx = D + torch.arange(T, device=x.device).view(T, 1) - self.delays.view(1, -1)  # [T, N], ≥ 0
+        y = full.gather(0, idx.unsqueeze(1).expand(T, B, N))
+        if carry:
+            self._history = full[full.shape[0] - D:]
+        return y
+
+    def reset_state(self) -> None:
+        self._history = None
+
+    def detach_state(self) -> None:
+        if self._history is not None:
+            self._history = self._history.detach()
+
+    def extra_repr(self) -> str:
+        return f"N={self.delays.numel()}, max_delay={self.max_delay}"
+
+
+class ChannelLeakyIntegrator(LeakyIntegrator):
+    r""":class:`snn.LeakyIntegrator` with one decay factor per channel: what a NIR ``LI`` node
+    whose τ differs between channels (dim 0 of the node's shape) imports to.
+
+    .. math::
+        v[t, b, c, \dots] = \beta_c\, v[t-1, b, c, \dots] + g_c\, x[t, b, c, \dots],\quad
+        g_c = 1 \text{ or } 1 - \beta_c \ (\texttt{decay\_input})
+
+    Args:
+        beta: ``[C]`` decay factors per timestep, in (0, 1).
+        feature_ndim: number of feature dims of the input (1 for ``[T, B, C]``, 3 for
+            ``[T, B, C, H, W]``).
+        decay_input: scale the input by ``1 − β_c``.
+
+    Shape:
+        forward: ``[T, B, C, *spatial] → [T, B, C, *spatial]`` (membrane after each step);
+        step: ``[B, C, *spatial] → [B, C, *spatial]``.
+
+    Attributes:
+        beta: buffer ``[C, 1, …, 1]`` (``feature_ndim`` dims), broadcast over ``[B, C, …]``.
+        tau: ``[C]`` float64 time constants ``−1 / ln β_c`` in timesteps.
+
+    Raises:
+        ValueError: ``beta`` not 1-d or outside (0, 1), ``feature_ndim < 1``.
+    """
+
+    def __init__(self, beta: Tensor, feature_ndim: int = 1, decay_input: bool = False) -> None:
+        super().__init__(tau=5.0, decay_input=decay_input)
+        beta = torch.as_tensor(beta)
+        if beta.dim() != 1 or not bool(((beta > 0) & (beta < 1)).all()):
+            raise ValueError(f"beta must be a 1-d tensor of decay factors in (0, 1), got {beta}")
+        if not (isinstance(feature_ndim, int) and feature_ndim >= 1):
+            raise ValueError(f"feature_ndim must be an int >= 1, got {feature_ndim!r}")
+        del self.beta  # the parent's float, replaced by a per-channel buffer
+        self.register_buffer("beta", beta.to(torch.get_default_dtype()).reshape(-1, *([1] * (feature_ndim - 1))))
+        self.tau = -1.0 / torch.log(beta.double())  # type: ignore[assignment]
+        self.decay_input = decay_input
+
+    def extra_repr(self) -> str:
+        return f"channels={self.beta.shape[0]}, tau={[round(float(t), 4) for t in self.tau]}, " \
+               f"decay_input={self.decay_input}"
 
 
 class _Scale(nn.Module):
@@ -137,8 +218,12 @@ def _neuron(node: nir.NIRNode, name: str, dt: float, disc: str) -> nn.Module:
     else:
         beta = nir_tau_to_beta(node.tau, dt, disc)
     if isinstance(node, nir.LI):
-        _, b = _uniform(beta, "tau", name)
-        li = LeakyIntegrator(tau=5.0, decay_input=_gain_mode(beta, node.r, name))
+        c_b, b = _uniform(beta, "tau", name)
+        decay_input = _gain_mode(beta, node.r, name)
+        if c_b is not None:  # one τ per channel
+            return ChannelLeakyIntegrator(torch.as_tensor(b), feature_ndim=max(np.ndim(beta), 1),
+                                          decay_input=decay_input)
+        li = LeakyIntegrator(tau=5.0, decay_input=decay_input)
         li.beta = float(b)
         li.tau = float(-1.0 / np.log(b))
         return li
@@ -264,9 +349,11 @@ def from_nir(graph: nir.NIRGraph, dt: Optional[float] = None, discretization: Op
     Node mapping: ``Affine/Linear → nn.Linear``, ``Conv1d/2d → TimeDistributed(ConvNd)``,
     ``AvgPool2d``/``SumPool2d`` → ``TimeDistributed(AvgPool2d)`` (sum: ``divisor_override=1``),
     ``Flatten → nn.Flatten`` (+2 for the time and batch dims), ``LIF → snn.LIF``,
-    ``IF → snn.IF``, ``LI``/``I`` → :class:`snn.LeakyIntegrator`, ``Delay`` →
-    :class:`IntegerDelay`, ``Scale`` → elementwise scale; snn's own ``DelayLinear`` sub-graphs
-    come back as ``DelayLinear``. Time constants, resistances and thresholds are converted as in
+    ``IF → snn.IF``, ``LI``/``I`` → :class:`snn.LeakyIntegrator` (an ``LI`` with one τ per
+    channel: :class:`ChannelLeakyIntegrator`), ``Delay`` → :class:`IntegerDelay` (streams
+    under :func:`snn.stateful`, like ``DelayLinear``), ``Scale`` → elementwise scale; snn's
+    own ``DelayLinear`` sub-graphs come back as ``DelayLinear``. Time constants, resistances
+    and thresholds are converted as in
     :mod:`snn.nir.params`; a neuron with node metadata ``snn_reset="subtract"`` gets a soft reset,
     others a hard reset to ``v_reset``. A chain becomes an ``nn.Sequential``, any other acyclic
     graph a :class:`NIRGraphModule`. The result takes ``[T, B, *feature]``.

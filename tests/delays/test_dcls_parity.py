@@ -63,3 +63,26 @@ def test_linear_interpolation_matches_dcls1d_v1(backend):
 def test_unsupported_dcls_configurations_raise():
     with pytest.raises(ValueError, match="kernel_count=1"):
         from_dcls1d(modules.Dcls1d(4, 4, kernel_count=2, dilated_kernel_size=5))
+
+
+@pytest.mark.parametrize("version", ["gauss", "v1"])
+def test_even_kernel_size_converts_in_range_and_rejects_the_top_of_dcls_clamp_range(version):
+    """K even: P ∈ [−K//2, K//2 − 1] maps to d ∈ [0, K − 1] (parity holds); P = K//2, which
+    Dcls1d.clamp_parameters() keeps, would be d = −1 (outside the kernel): a clear ValueError."""
+    K = 10
+    m = make_dcls(version, K, 6, 4, 0.23 if version == "gauss" else None, seed=4)
+    with torch.no_grad():
+        m.P.clamp_(-(K // 2), K // 2 - 1)
+    layer = from_dcls1d(m, truncate=None, backend="torch")
+    assert float(layer.delay.detach().min()) == 0.0 and float(layer.delay.detach().max()) == K - 1
+    compare(m, layer, K, seed=5, tol=dict(rtol=1e-4, atol=1e-5))
+    with torch.no_grad():
+        m.P[0, 2, 3, 0] = K // 2
+    m.clamp_parameters()
+    assert float(m.P.detach().max()) == K // 2  # DCLS keeps it
+    with pytest.raises(ValueError, match=r"positions P must lie in \[-5, 4\].*even K"):
+        from_dcls1d(m)
+    with torch.no_grad():
+        m.P[0, 2, 3, 0] = -(K // 2) - 0.5  # below the range (not clamped): d > K − 1
+    with pytest.raises(ValueError, match=r"d in \[0, 9\.5\]"):
+        from_dcls1d(m)

@@ -63,6 +63,49 @@ def test_rounding_keeps_a_trained_gaussian_layer_close_once_sigma_is_small():
     assert torch.allclose(layer(x), before, atol=0.05)
 
 
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+@pytest.mark.parametrize("sigma", [0.1, 0.03, 0.01])
+def test_small_sigma_equals_the_rounded_layer(sigma, backend):
+    """Once σ has decayed below 1/(2·truncate), no synapse falls between the taps of its window:
+    the layer computes (and trains the weights of) its nearest-integer delays."""
+    g = torch.Generator().manual_seed(11)
+    layer = DelayLinear(12, 9, 10, sigma=sigma, generator=g, backend=backend)
+    frac = torch.tensor([0.0, 0.05, 0.2, 0.35, 0.65, 0.8, 0.95])
+    with torch.no_grad():
+        pick = torch.randint(0, len(frac), (9, 12), generator=g)
+        layer.delay.copy_((torch.randint(0, 10, (9, 12), generator=g) + frac[pick]).clamp(0, 10))
+    rounded = DelayLinear(12, 9, 10, generator=g, backend=backend)
+    rounded.load_state_dict(layer.state_dict())
+    rounded.round_delays_()
+    x = (torch.rand(20, 3, 12, generator=g) < 0.3).float()
+    gy = torch.randn(20, 3, 9, generator=g)
+    out, ref = grads(layer, x, gy), grads(rounded, x, gy)
+    assert layer.backend_used == backend
+    for a, b in zip(out[:3], ref[:3]):  # output, input and weight gradients
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert bool(out[3].isfinite().all())  # position gradient
+
+
+@pytest.mark.parametrize("mode", ["gaussian", "rounded", "none"])
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_integer_and_bool_spikes_give_float_currents(mode, backend):
+    """uint8/bool spike frames are converted to the layer's dtype (as snn.LIF does), never the
+    weights to the input's dtype (which truncated them to 0)."""
+    g = torch.Generator().manual_seed(12)
+    layer = DelayLinear(20, 3, 5, delays="none" if mode == "none" else "learned", generator=g, backend=backend)
+    if mode == "rounded":
+        layer.round_delays_()
+    spikes = torch.rand(10, 2, 20, generator=g) < 0.5
+    want = layer(spikes.float())
+    for x in (spikes, spikes.to(torch.uint8), spikes.to(torch.int64)):
+        y = layer(x)
+        assert y.dtype == torch.float32
+        torch.testing.assert_close(y, want)
+        torch.testing.assert_close(torch.stack([layer.step(x_t) for x_t in x]), want, rtol=1e-5, atol=1e-5)
+        snn.reset(layer)
+    assert float(want.detach().abs().sum()) > 0
+
+
 def test_fixed_and_none_modes():
     g = torch.Generator().manual_seed(3)
     fixed = DelayLinear(8, 6, 5, delays="fixed", generator=g)
