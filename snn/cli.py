@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -35,11 +36,14 @@ def _add_data_args(p: argparse.ArgumentParser, default_dataset: Optional[str]) -
     g.add_argument("--root", metavar="DIR", help="where tonic datasets live / are downloaded")
     g.add_argument("--download", action="store_true", help="let tonic download the dataset")
     g.add_argument("--sensor-size", type=_sensor_size, metavar="W,H,P",
-                   help="sensor size of --data (default: inferred from the files)")
+                   help="sensor size of the events (default: inferred from --data's files, or the dataset's own; "
+                        "ncaltech101 needs it)")
     g.add_argument("--T", type=int, help="timesteps = frames per sample")
     g.add_argument("--time-window", type=float, metavar="US", help="frame length in µs (default: T equal bins)")
     g.add_argument("--downsample", type=float, metavar="F", help="spatial downsampling factor in (0, 1]")
-    g.add_argument("--val-fraction", type=float, default=0.2, help="held-out fraction without --test-data")
+    g.add_argument("--val-fraction", type=float, default=0.2,
+                   help="fraction held out for testing without --test-data, and for datasets without an official "
+                        "test split (cifar10dvs, ncaltech101, asldvs); default: %(default)s")
     g.add_argument("--cache-dir", metavar="DIR", help="frame cache folder (default $SNN_CACHE or ~/.cache/snn)")
 
 
@@ -61,9 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--backend", default="auto", help="neuron backend: auto, torch, numba, cupy")
     t.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", help="run folder for checkpoint, metrics.json and PNGs "
-                                 "(default: a new runs/<data>-<date>-<time>)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    t.add_argument("--out", help="new run folder for checkpoint, metrics.json and PNGs; must not exist "
+                                 "(default: a new runs/<data>-<date>-<time>, with -2, -3, ... if taken)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (its checkpoint.pt) from its last epoch, writing there")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     t.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="data-parallel processes on this machine, started with torchrun (gloo on CPU, NCCL on "
@@ -88,19 +93,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _absolute(path: Optional[str]) -> Optional[str]:
+    """``path`` made absolute (``~`` expanded): a run's stored paths then work from any folder."""
+    return None if path is None else os.path.abspath(os.path.expanduser(path))
+
+
+def _labels_path(path: Optional[str]) -> Optional[str]:
+    """A label-list path made absolute if it names a file in the working directory; otherwise
+    kept as given, since :class:`snn.datasets.EventFolder` also looks for it in the data folder."""
+    if path is None or not os.path.isfile(os.path.expanduser(path)):
+        return path
+    return _absolute(path)
+
+
 def _data_spec(args: argparse.Namespace, base=None):
+    """The :class:`snn.train.DataSpec` of the data arguments, on top of ``base`` (a run's own)."""
     from snn.train import DataSpec
     spec = base if base is not None else DataSpec()
     if args.data is not None:
-        spec.data, spec.dataset = args.data, spec.dataset
-        spec.labels, spec.test_data, spec.test_labels = args.labels, args.test_data, args.test_labels
+        spec.data, spec.labels = _absolute(args.data), _labels_path(args.labels)
+        spec.test_data, spec.test_labels = _absolute(args.test_data), _labels_path(args.test_labels)
     elif args.dataset is not None:
         spec.dataset, spec.data, spec.labels, spec.test_data, spec.test_labels = args.dataset, None, None, None, None
-    for attr in ("root", "sensor_size", "T", "time_window", "downsample", "cache_dir"):
+        spec.sensor_size = spec.classes = None     # another dataset: its own sensor size and classes
+    for attr in ("root", "cache_dir"):
+        if getattr(args, attr) is not None:
+            setattr(spec, attr, _absolute(getattr(args, attr)))
+    for attr in ("sensor_size", "T", "time_window", "downsample"):
         if getattr(args, attr) is not None:
             setattr(spec, attr, getattr(args, attr))
     spec.download = spec.download or args.download
-    spec.val_fraction = args.val_fraction
+    if base is None:                                # a run's own hold-out stays the one it was tested on
+        spec.val_fraction = args.val_fraction
     return spec
 
 
@@ -123,28 +147,80 @@ def _launch_torchrun(args: argparse.Namespace) -> int:
     return subprocess.call(cmd)
 
 
+def _check_train_args(args: argparse.Namespace) -> None:
+    """Argument errors of ``snn train`` that need no data (before a run folder is created)."""
+    from snn.train.loop import check_device
+    if args.nproc < 1:
+        raise ValueError(f"--nproc must be ≥ 1, got {args.nproc}")
+    if args.epochs is not None and args.epochs < 1:
+        raise ValueError(f"--epochs must be ≥ 1, got {args.epochs}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be ≥ 1, got {args.batch_size}")
+    if args.T is not None and args.T < 1:
+        raise ValueError(f"--T must be ≥ 1, got {args.T}")
+    try:
+        check_device(args.device)
+    except ValueError as e:
+        raise ValueError(f"--device: {e}") from None
+
+
+def _resumed_config(args: argparse.Namespace):
+    """The stored config of the run in ``--out``, continued there (not in the folder it was
+    started in: a copied run folder is a branch of the run)."""
+    from snn.train import TrainConfig, load_train_checkpoint
+    from snn.train.loop import CHECKPOINT, check_device
+    out = Path(args.out)
+    if not (out / CHECKPOINT).is_file():
+        if not out.exists():
+            why = " (the folder does not exist)"
+        elif out.is_dir() and not any(out.iterdir()):
+            why = (" (the run stopped before its first epoch ended: remove the empty folder and start the run "
+                   "again without --resume)")
+        else:
+            why = ""
+        raise FileNotFoundError(f"nothing to resume in {out}: no {CHECKPOINT}{why}")
+    cfg = TrainConfig.from_dict(load_train_checkpoint(out / CHECKPOINT)["config"])
+    cfg.out, cfg.resume, cfg.progress = str(out), True, not args.no_progress
+    if args.epochs is not None:                     # extending (or shortening) the run on purpose
+        cfg.epochs = args.epochs
+    try:
+        check_device(cfg.device)
+    except ValueError as e:
+        raise ValueError(f"the run's device: {e}") from None
+    return cfg
+
+
 def _train(args: argparse.Namespace) -> int:
     from snn.train import TrainConfig, train
     from snn.train.distributed import launched_by_torchrun
-    if args.nproc < 1:
-        raise ValueError(f"--nproc must be >= 1, got {args.nproc}")
-    if args.out is None:
-        if args.resume:
+    from snn.train.runs import create_run_folder, remove_if_empty
+    _check_train_args(args)
+    under_torchrun = launched_by_torchrun()
+    created: Optional[Path] = None
+    if args.resume:
+        if args.out is None:
             raise ValueError("--resume needs --out, the run folder to continue")
-        args.out = _default_out(args)
-    if args.nproc > 1 and not launched_by_torchrun():
-        return _launch_torchrun(args)
-    epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
-    cfg = TrainConfig(data=_data_spec(args), model=args.model, epochs=epochs, batch_size=args.batch_size,
-                      lr=args.lr, backend=args.backend, device=args.device, seed=args.seed, out=args.out,
-                      resume=args.resume, progress=not args.no_progress)
-    if args.resume and (Path(args.out) / "checkpoint.pt").exists():
-        from snn.train import load_checkpoint
-        cfg = TrainConfig.from_dict(load_checkpoint(Path(args.out) / "checkpoint.pt")["config"])
-        cfg.resume = True
-        if args.epochs is not None:                 # extending (or shortening) the run on purpose
-            cfg.epochs = args.epochs
-    m = train(cfg)
+        cfg = _resumed_config(args)
+    else:
+        if args.out is None:
+            args.out = _default_out(args)
+            unique = True
+        else:
+            unique = False
+        if not under_torchrun:                      # each rank of a torchrun job shares the launcher's folder
+            created = create_run_folder(args.out, unique=unique)
+            args.out = str(created)
+        cfg = TrainConfig(data=_data_spec(args), model=args.model,
+                          epochs=DEFAULT_EPOCHS if args.epochs is None else args.epochs,
+                          batch_size=args.batch_size, lr=args.lr, backend=args.backend, device=args.device,
+                          seed=args.seed, out=args.out, resume=False, progress=not args.no_progress)
+    try:
+        if args.nproc > 1 and not under_torchrun:
+            return _launch_torchrun(args)
+        m = train(cfg)
+    finally:
+        if created is not None:
+            remove_if_empty(created)                # a run that failed before its first epoch: nothing to keep
     f = m["final"]
     if f is None:                                   # a rank other than 0 under torchrun
         return 0
@@ -158,30 +234,64 @@ def load_checkpoint_and_data(args: argparse.Namespace):
     checkpoint: the run's own test split; or every recording of ``--test-data`` (else of
     ``--data``), on the training run's sensor size unless ``--sensor-size`` is given; or the
     test split of ``--dataset``. Binned as in training unless ``--T``/``--time-window``/...
-    override it."""
+    override it. Folders are labelled with the training run's class numbering (its
+    ``info["classes"]``): a folder lacking a class is fine, one with a class the run does not
+    know is an error naming it.
+
+    Raises:
+        FileNotFoundError: no checkpoint file, or missing data.
+        snn.train.CheckpointError: the file is not a ``snn train`` checkpoint.
+        ValueError: a class or label unknown to the run; bad data arguments.
+    """
     from snn.train import TrainConfig, build_datasets, load_model
     model, ck = load_model(args.checkpoint, device="cpu", backend=args.backend)
     cfg = TrainConfig.from_dict(ck["config"])
     spec = _data_spec(args, cfg.data) if (args.data or args.dataset) else cfg.data
-    for attr in ("T", "time_window", "downsample", "sensor_size", "cache_dir"):
+    for attr in ("T", "time_window", "downsample", "sensor_size"):
         if getattr(args, attr, None) is not None:
             setattr(spec, attr, getattr(args, attr))
+    if getattr(args, "cache_dir", None) is not None:
+        spec.cache_dir = _absolute(args.cache_dir)
+    run_info = ck.get("info") or {}
     folder = args.test_data or args.data
     if folder is not None:                          # every recording of that folder, no hold-out
         labels = args.test_labels if args.test_data else args.labels
-        spec.data, spec.labels, spec.test_data, spec.test_labels = folder, labels, folder, labels
-        trained_on = (ck.get("info") or {}).get("sensor_size")
+        spec.data, spec.labels = _absolute(folder), _labels_path(labels)
+        spec.test_data, spec.test_labels = spec.data, spec.labels
+        trained_on = run_info.get("sensor_size")
         if spec.sensor_size is None and trained_on is not None:
             spec.sensor_size = tuple(trained_on)    # frames shaped as in training
+    if spec.data is not None and run_info.get("classes"):
+        spec.classes = list(run_info["classes"])    # the run's class numbering, not the folder's own
     _, test, info = build_datasets(spec)
+    _check_labels(test, int(ck["model_kwargs"].get("num_classes", run_info.get("num_classes", 0)) or 0), spec)
     return model, ck, test, info
+
+
+def _check_labels(test, num_classes: int, spec) -> None:
+    """A label the model has no output for would crash cross-entropy: name it instead."""
+    if num_classes <= 0 or len(test) == 0:
+        return
+    from torch.utils.data import Subset
+    base, index = (test.dataset, test.indices) if isinstance(test, Subset) else (test, slice(None))
+    labels = getattr(base, "labels", None)
+    if labels is None:
+        return
+    top = int(max(labels[index]))
+    if top >= num_classes:
+        where = spec.test_data or spec.data or spec.dataset
+        raise ValueError(f"{where}: label {top} is unknown to the model, which has {num_classes} classes "
+                         f"(0 to {num_classes - 1})")
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from snn.train import evaluate
+    from snn.train.loop import check_device
+    try:
+        dev = check_device(args.device)
+    except ValueError as e:
+        raise ValueError(f"--device: {e}") from None
     model, _, test, info = load_checkpoint_and_data(args)
-    from snn.train.loop import _device
-    dev = _device(args.device)
     res = evaluate(model.to(dev), test, dev, batch_size=args.batch_size)
     res.update(checkpoint=str(args.checkpoint), data=info)
     if args.dynamic_confidence:

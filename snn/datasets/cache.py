@@ -4,7 +4,8 @@ File layout (h5py)::
 
     /frames   uint16 [N, *frame_shape]   event counts, one chunk per sample, lzf + fletcher32
     /labels   int64  [N]
-    attrs: format_version, key, params (JSON), identity (JSON), n_samples, frame_shape, complete
+    attrs: format_version, key, params (JSON), identity (JSON), n_samples, frame_shape,
+           labels_sha256 (SHA-256 of the labels' little-endian int64 bytes), complete
 
 ``key`` is a SHA-256 over the transform parameters and the source identity (see
 :func:`dataset_identity`); a file whose attributes, shapes or checksums do not match is
@@ -28,7 +29,7 @@ from torch.utils.data import Subset
 __all__ = ["FORMAT_VERSION", "CacheInvalid", "default_cache_dir", "dataset_identity",
            "cache_file", "load_cache", "write_cache"]
 
-FORMAT_VERSION = 2  # 2: n_time_bins frames keep the events at the last timestamp
+FORMAT_VERSION = 3  # 2: n_time_bins frames keep the events at the last timestamp; 3: labels checksum
 """Bumped whenever the file layout or the frame conversion changes meaning."""
 
 
@@ -108,6 +109,12 @@ def dataset_identity(dataset: Any, name: str | None = None) -> tuple[dict, dict]
     return coarse, full
 
 
+def _labels_sha(labels: np.ndarray) -> str:
+    """SHA-256 of int64 labels (little-endian bytes): /frames has fletcher32 chunk checksums,
+    /labels this one, so a corrupt label is caught like a corrupt frame."""
+    return hashlib.sha256(np.ascontiguousarray(labels, dtype="<i8").tobytes()).hexdigest()
+
+
 def cache_file(cache_dir: Path, coarse: dict, params: dict) -> Path:
     """``cache_dir/<name>-<16 hex>.h5`` for a dataset's coarse identity and the parameters."""
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(coarse["name"]))[:64] or "dataset"
@@ -126,16 +133,19 @@ def load_cache(path: Path, key: str, n: int, frame_shape: tuple[int, ...]) -> tu
         ``(counts uint16 [n, *frame_shape], labels int64 [n])``.
 
     Raises:
-        CacheInvalid: missing file, unreadable/truncated HDF5, checksum error, missing or
-            mismatched attributes (stale), or wrong shapes/dtypes. The message gives the reason.
+        CacheInvalid: missing file, unreadable/truncated HDF5, checksum error (frames or
+            labels), missing or mismatched attributes (stale), or wrong shapes/dtypes. The
+            message gives the reason.
     """
     if not path.is_file():
         raise CacheInvalid("missing")
     try:
         with h5py.File(path, "r") as f:
             attrs = f.attrs
-            if attrs.get("format_version") != FORMAT_VERSION:
-                raise CacheInvalid(f"format_version {attrs.get('format_version')!r} != {FORMAT_VERSION}")
+            version = attrs.get("format_version")
+            if version != FORMAT_VERSION:
+                shown = int(version) if isinstance(version, (int, np.integer)) else repr(version)
+                raise CacheInvalid(f"cache format {shown}, this snn writes format {FORMAT_VERSION}")
             if not bool(attrs.get("complete", False)):
                 raise CacheInvalid("not marked complete")
             if attrs.get("key") != key:
@@ -146,7 +156,10 @@ def load_cache(path: Path, key: str, n: int, frame_shape: tuple[int, ...]) -> tu
                 raise CacheInvalid(f"frames are {frames.dtype} {frames.shape}, expected uint16 {want}")
             if labels.shape != (n,) or labels.dtype != np.int64:
                 raise CacheInvalid(f"labels are {labels.dtype} {labels.shape}, expected int64 ({n},)")
-            return frames[...], labels[...]
+            label_values = labels[...]
+            if attrs.get("labels_sha256") != _labels_sha(label_values):
+                raise CacheInvalid("labels checksum mismatch (corrupt labels)")
+            return frames[...], label_values
     except CacheInvalid:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
@@ -191,6 +204,7 @@ def write_cache(path: Path, key: str, params: dict, identity: dict, n: int, fram
             if written != n:
                 raise ValueError(f"the dataset yielded {written} samples, expected {n}")
             f.create_dataset("labels", data=labels)
+            f.attrs["labels_sha256"] = _labels_sha(labels)
             f.attrs["complete"] = True
         os.replace(tmp, path)
     except BaseException:

@@ -1,9 +1,9 @@
-"""Errors raised while reading event files."""
+"""Errors raised while reading event files or fetching datasets."""
 from __future__ import annotations
 
 import os
 
-__all__ = ["EventFileError"]
+__all__ = ["EventFileError", "DatasetDownloadError"]
 
 
 class EventFileError(ValueError):
@@ -28,3 +28,20 @@ class EventFileError(ValueError):
 
     def __reduce__(self):  # keep the two-argument constructor picklable (DataLoader workers)
         return (type(self), (self.path, self.problem))
+
+
+class DatasetDownloadError(RuntimeError):
+    """A dataset could not be downloaded (no network, a blocked or moved URL, a failed checksum).
+
+    The message names the dataset, the URL, the folder the files go to and the cause.
+
+    Attributes:
+        url (str | None): the address that was tried.
+    """
+
+    def __init__(self, message: str, url: str | None = None) -> None:
+        self.url = url
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.url))

@@ -176,9 +176,10 @@ class FrameDataset(Dataset):
     stored under ``cache_dir`` in ``<name>-<hash>.h5`` (one file per dataset identity and
     parameters; layout in :mod:`snn.datasets.cache`), written to a temp file and renamed.
     On reopen the file's format version, key (parameters + source identity: name, length,
-    source files with sizes and mtimes, and a hash of three samples), completeness, shapes
-    and chunk checksums are checked; a stale or corrupt file is rebuilt with a warning that
-    names it. All frames are then held in memory (uint16), so indexing is cheap.
+    source files with sizes and mtimes, and a hash of three samples), completeness, shapes,
+    the frames' chunk checksums and the labels' checksum are checked; a stale or corrupt file
+    is rebuilt with a warning that names it. All frames are then held in memory (uint16), so
+    indexing is cheap.
 
     Args:
         dataset: map-style dataset of ``(events, label)``.

@@ -1,18 +1,22 @@
 """Open public event datasets by name, through tonic's own dataset classes and downloads.
 
 ``open_dataset("nmnist", root="~/data", download=True)`` is ``tonic.datasets.NMNIST(...)``
-with two differences: nothing is downloaded unless ``download=True`` (a missing dataset raises
-:class:`FileNotFoundError` saying where the files go), and labels are always ints.
+with three differences: nothing is downloaded unless ``download=True`` (a missing dataset raises
+:class:`FileNotFoundError` saying where the files go), a failed download raises
+:class:`~snn.datasets.errors.DatasetDownloadError` naming the URL, and labels are always ints.
 """
 from __future__ import annotations
 
+import http.client
 import os
 from pathlib import Path
 from typing import Any
 
 import tonic.datasets
 
-__all__ = ["DATASETS", "open_dataset", "sensor_size_of", "default_root"]
+from snn.datasets.errors import DatasetDownloadError
+
+__all__ = ["DATASETS", "open_dataset", "sensor_size_of", "default_root", "has_test_split"]
 
 # name -> (tonic class name, how the train/test choice is passed: "train" bool, "split" str, "none")
 _TONIC: dict[str, tuple[str, str]] = {
@@ -41,6 +45,18 @@ def _check_name(name: str) -> str:
     if key not in DATASETS:
         raise ValueError(f"unknown dataset name={name!r}; valid names: {', '.join(DATASETS)}")
     return key
+
+
+def has_test_split(name: str) -> bool:
+    """Whether dataset ``name`` has an official test split (``open_dataset(name, train=False)``).
+    False for "cifar10dvs", "ncaltech101" and "asldvs": hold out part of the training set
+    (:func:`snn.datasets.train_val_split`) to test on.
+
+    Raises:
+        ValueError: unknown ``name`` (lists the valid names).
+    """
+    key = _check_name(name)
+    return key == _DIGITS or _TONIC[key][1] != "none"
 
 
 def sensor_size_of(name: str) -> tuple[int, int, int] | None:
@@ -87,6 +103,8 @@ def open_dataset(name: str, root: str | os.PathLike | None = None, train: bool =
             without a test split; ``root``/``download`` given for "digits-events".
         FileNotFoundError: the files are missing and ``download`` is False; the message names
             the folder tonic looks in, the file it expects and how to get it.
+        DatasetDownloadError: ``download`` is True and the download failed (no network, an
+            unreachable URL, a corrupt archive); the message names the URL and the folder.
     """
     key = _check_name(name)
     if key == _DIGITS:
@@ -106,6 +124,7 @@ def open_dataset(name: str, root: str | os.PathLike | None = None, train: bool =
                          "open it with train=True and split it with snn.datasets.train_val_split")
     root = Path(root).expanduser() if root is not None else default_root()
     guarded = type(cls.__name__, (cls,), {"_check_exists": _guarded_check(cls, key, root, download),
+                                          "download": _guarded_download(cls, key),
                                           "__module__": cls.__module__, "__qualname__": cls.__qualname__})
     ds = guarded(os.fspath(root), **kw)
     ds.__class__ = cls  # the guard is only needed inside __init__; keep the dataset picklable
@@ -133,3 +152,34 @@ def _guarded_check(cls: type, key: str, root: Path, download: bool):
         return ok
 
     return _check_exists
+
+
+def _guarded_download(cls: type, key: str):
+    """A ``download`` that turns tonic's network and archive errors into one
+    :class:`DatasetDownloadError` naming the URL, and removes the partial file it leaves."""
+
+    def download(self) -> None:
+        url = getattr(self, "url", None)
+        where = Path(self.location_on_system)
+        target = where / self.filename if isinstance(getattr(self, "filename", None), str) else None
+        before = _stat(target)
+        try:
+            cls.download(self)
+        except (OSError, http.client.HTTPException, RuntimeError, EOFError) as e:
+            if target is not None and _stat(target) not in (None, before):
+                target.unlink(missing_ok=True)  # tonic writes the download in place: drop the partial file
+            cause = getattr(e, "reason", None) or e
+            raise DatasetDownloadError(
+                f"{key}: could not download {url or 'the dataset'} into {where} ({type(e).__name__}: {cause}); "
+                f"check the network connection (or proxy settings), or download the file by hand into {where}",
+                url) from e
+
+    return download
+
+
+def _stat(path: Path | None) -> tuple[int, int] | None:
+    try:
+        st = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return None if st is None else (st.st_size, st.st_mtime_ns)

@@ -123,7 +123,7 @@ def handler(args: argparse.Namespace) -> int:
     import time
 
     from snn.latency.iir import compress_timesteps
-    from snn.train import TrainConfig, load_checkpoint
+    from snn.train import TrainConfig, load_train_checkpoint
     from snn.train.checkpoint import write_json
     from snn.train.loop import _device
     if args.out is None:
@@ -138,7 +138,7 @@ def handler(args: argparse.Namespace) -> int:
                 setattr(args, k, tuple(stored[k]) if k == "sensor_size" and stored[k] else stored[k])
     base_spec = None
     if args.checkpoint:
-        cfg = TrainConfig.from_dict(load_checkpoint(args.checkpoint)["config"])
+        cfg = TrainConfig.from_dict(load_train_checkpoint(args.checkpoint)["config"])  # names what else it is
         base_spec = cfg.data
         if args.input_scale is None:
             args.input_scale = 1.0 / cfg.data.T

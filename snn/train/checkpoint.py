@@ -9,7 +9,13 @@ from typing import Any
 
 import torch
 
-__all__ = ["save_checkpoint", "load_checkpoint", "atomic_write_text", "CheckpointError"]
+__all__ = ["save_checkpoint", "load_checkpoint", "load_train_checkpoint", "atomic_write_text", "CheckpointError"]
+
+TRAIN_ENTRIES = ("config", "model_kwargs", "model")
+"""Entries of every checkpoint that ``snn train`` writes (besides optimizer, history, ...)."""
+
+_KINDS = {"snn.latency.iir-stage": "a `snn compress` stage checkpoint",
+          "snn.latency.iir-progress": "a `snn compress` progress file (an unfinished stage)"}
 
 
 class CheckpointError(RuntimeError):
@@ -56,6 +62,38 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{p}: not an snn checkpoint (expected a dict with a 'model' entry)")
     return state
+
+
+def load_train_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by ``snn train`` (:func:`snn.train.train`): as
+    :func:`load_checkpoint`, and it must hold the run's ``config`` (with the model preset),
+    ``model_kwargs`` and ``model`` weights.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: not a readable snn checkpoint, or one written by something else (a
+            ``snn compress`` stage file, an ANN checkpoint, ...); the message names the file,
+            says what it is and what was expected.
+    """
+    p = Path(path)
+    state = load_checkpoint(p, map_location)
+    config = state.get("config")
+    missing = [k for k in TRAIN_ENTRIES if k not in state]
+    if not missing and isinstance(config, dict) and isinstance(config.get("model"), str) \
+            and isinstance(state["model_kwargs"], dict):
+        return state
+    kind = state.get("kind")
+    if kind in _KINDS:
+        what = _KINDS[kind]
+        if "T" in state:
+            what += f" (stage {int(state.get('stage', -1)) + 1}, T={state['T']}; its test accuracy and energy " \
+                    "are in compress.json beside it)"
+    else:
+        held = ", ".join(repr(k) for k in sorted(map(str, state))[:8])
+        what = (f"kind {kind!r}, " if kind is not None else "") + f"with entries {held}" + \
+            (f" but no {', '.join(map(repr, missing))}" if missing else " but no model preset in 'config'")
+    raise CheckpointError(f"{p}: not a `snn train` checkpoint ({what}); expected a checkpoint.pt written by "
+                          f"`snn train`, with entries {', '.join(map(repr, TRAIN_ENTRIES))}")
 
 
 def atomic_write_text(text: str, path: str | os.PathLike) -> None:

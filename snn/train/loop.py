@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from snn.datasets import collate_time_first
 from snn.models import build_model
 from snn.state import reset
-from snn.train.checkpoint import load_checkpoint, save_checkpoint, write_json
+from snn.train.checkpoint import load_checkpoint, load_train_checkpoint, save_checkpoint, write_json
 from snn.train.data import DataSpec, build_datasets
 from snn.train.distributed import barrier, device_for, init_distributed, wrap_model
 from snn.train.monitor import SpikeMonitor
@@ -26,7 +26,8 @@ from snn.train.plots import plot_spike_raster, plot_training_curves
 
 log = logging.getLogger("snn")
 
-__all__ = ["TrainConfig", "train", "train_epoch", "evaluate", "scores", "model_kwargs_for", "load_model"]
+__all__ = ["TrainConfig", "train", "train_epoch", "evaluate", "scores", "model_kwargs_for", "load_model",
+           "check_device"]
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -71,10 +72,32 @@ def scores(output: Tensor) -> Tensor:
     return output.mean(0)
 
 
-def _device(name: str) -> torch.device:
+def check_device(name: str) -> torch.device:
+    """The ``torch.device`` for ``name`` ("auto": CUDA if available, else the CPU).
+
+    Raises:
+        ValueError: ``name`` is not a device string, or names a CUDA device that this machine
+            (or this torch build) does not have; the message says what is available.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {name!r} is not a device: expected cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA support" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ValueError(f"device {name!r} is not available: {why} (torch {torch.__version__}); "
+                             "use cpu or auto")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"device {name!r} is not available: this machine has {count} CUDA device"
+                             f"{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1})")
+    return dev
+
+
+_device = check_device  # the name used by snn.energy.cli and snn.latency
 
 
 def model_kwargs_for(preset: str, info: dict, backend: str, extra: dict) -> dict:
@@ -91,8 +114,17 @@ def model_kwargs_for(preset: str, info: dict, backend: str, extra: dict) -> dict
 
 
 def load_model(path: str | Path, device: str = "cpu", backend: Optional[str] = None) -> tuple[nn.Module, dict]:
-    """Rebuild the model of a checkpoint (``weights_only`` load). Returns ``(model, checkpoint)``."""
-    ck = load_checkpoint(path)
+    """Rebuild the model of a ``snn train`` checkpoint (``weights_only`` load).
+
+    Returns:
+        ``(model, checkpoint)``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: not a ``snn train`` checkpoint (see :func:`load_train_checkpoint`).
+        ValueError: ``device`` is not available (see :func:`check_device`).
+    """
+    ck = load_train_checkpoint(path)
     kwargs = dict(ck["model_kwargs"])
     if backend is not None:
         kwargs["backend"] = backend
@@ -179,10 +211,18 @@ def train(cfg: TrainConfig) -> dict:
     epoch with DistributedDataParallel (``cfg.batch_size`` per process); rank 0 alone
     evaluates and writes files.
 
+    With ``cfg.resume`` and no checkpoint in ``cfg.out`` the run starts from epoch 0 (the
+    ``snn train --resume`` command refuses that case instead: nothing to resume).
+
     Raises:
         FileExistsError: ``cfg.out`` already holds a checkpoint and ``resume`` is off (nothing
             the user made is overwritten).
+        ValueError: ``cfg.epochs`` or ``cfg.batch_size`` below 1; ``cfg.device`` not available.
     """
+    if not (isinstance(cfg.epochs, int) and cfg.epochs >= 1):
+        raise ValueError(f"epochs must be ≥ 1, got {cfg.epochs!r}")
+    if not (isinstance(cfg.batch_size, int) and cfg.batch_size >= 1):
+        raise ValueError(f"batch_size must be ≥ 1, got {cfg.batch_size!r}")
     out = Path(cfg.out)
     ck_path = out / CHECKPOINT
     if ck_path.exists() and not cfg.resume:

@@ -161,3 +161,66 @@ def test_events_outside_sensor_raise_on_read(tmp_path):
     ds = EventFolder(tmp_path, sensor_size=(4, 4, 2))
     with pytest.raises(EventFileError, match=r"wide\.npy.*x max 9.*sensor_size=\(4, 4, 2\)"):
         ds[0]
+
+
+# ------------------------------------------------------------------ a given class numbering
+def _class_folders(root, names, n=2):
+    for name in names:
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            _npy_events(root / name / f"{i}.npy")
+    return root
+
+
+def test_given_classes_number_a_folder_lacking_a_class(tmp_path):
+    train = EventFolder(_class_folders(tmp_path / "train", ["cat", "dog", "emu"]), sensor_size=(4, 4, 2))
+    assert train.classes == ["cat", "dog", "emu"]
+    test = EventFolder(_class_folders(tmp_path / "test", ["dog", "emu"]), sensor_size=(4, 4, 2),
+                       classes=train.classes)
+    assert test.classes == ["cat", "dog", "emu"] and test.targets == [1, 1, 2, 2]  # not [0, 0, 1, 1]
+    own = EventFolder(tmp_path / "test", sensor_size=(4, 4, 2))
+    assert own.targets == [0, 0, 1, 1]  # without classes: its own sorted names, as before
+
+
+def test_given_classes_reject_an_unknown_class_folder(tmp_path):
+    root = _class_folders(tmp_path, ["cat", "fox"])
+    with pytest.raises(ValueError, match=r"class folder 'fox' of .* not among the 3 known classes "
+                                         r"\['cat', 'dog', 'emu'\]"):
+        EventFolder(root, sensor_size=(4, 4, 2), classes=["cat", "dog", "emu"])
+
+
+def test_given_classes_number_text_and_integer_labels(tmp_path):
+    for name in ("a", "b", "c"):
+        _npy_events(tmp_path / f"{name}.npy")
+    (tmp_path / "text.txt").write_text("a emu\nb dog\n")
+    ds = EventFolder(tmp_path, "text.txt", sensor_size=(4, 4, 2), classes=["cat", "dog", "emu"])
+    assert ds.targets == [2, 1] and ds.classes == ["cat", "dog", "emu"]   # own sorted set would give [1, 0]
+    (tmp_path / "ints.txt").write_text("a 07\nb 3\n")
+    ds = EventFolder(tmp_path, "ints.txt", sensor_size=(4, 4, 2), classes=[str(i) for i in range(10)])
+    assert ds.targets == [7, 3]
+    (tmp_path / "bad.txt").write_text("a emu\nb fox\nc 12\n")
+    with pytest.raises(ValueError, match=r"bad\.txt: labels 'fox' \(line 2\), '12' \(line 3\) not among"):
+        EventFolder(tmp_path, "bad.txt", sensor_size=(4, 4, 2), classes=["cat", "dog", "emu"])
+
+
+@pytest.mark.parametrize("classes", [[], ["a", "a"], "abc", ["a", 1]])
+def test_bad_given_classes_are_named(tmp_path, classes):
+    with pytest.raises(ValueError, match="classes"):
+        EventFolder(_class_folders(tmp_path, ["a"]), sensor_size=(4, 4, 2), classes=classes)
+
+
+# ------------------------------------------------------------------ label-file encoding
+def test_label_list_with_byte_order_mark_is_read(tmp_path):
+    for name in ("1", "2"):
+        _npy_events(tmp_path / f"{name}.npy")
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf1\t5\r\n2\t0\r\n")   # Windows Notepad's UTF-8
+    ds = EventFolder(tmp_path, "bom.txt", sensor_size=(4, 4, 2))
+    assert [f.name for f in ds.files] == ["1.npy", "2.npy"] and ds.targets == [5, 0]
+
+
+def test_label_list_not_utf8_names_the_file_and_line(tmp_path):
+    for name in ("1", "2"):
+        _npy_events(tmp_path / f"{name}.npy")
+    (tmp_path / "cp1252.txt").write_bytes(b"1\tcat\n2\tcaf\xe9\n")
+    with pytest.raises(ValueError, match=r"cp1252\.txt:2: the label file is not UTF-8 text \(byte 0xe9\)"):
+        EventFolder(tmp_path, "cp1252.txt", sensor_size=(4, 4, 2))

@@ -12,6 +12,7 @@ import tonic
 import torch
 
 from snn.datasets import EventFolder, FrameDataset, FrameSpec
+from snn.datasets.cache import FORMAT_VERSION
 from snn.datasets.readers import EVENTS_DTYPE
 
 NMNIST = (34, 34, 2)
@@ -92,7 +93,7 @@ def test_round_trip_equals_tonic_and_reopens_without_rebuild(nmnist30, tmp_path)
     assert fd.cache_path.stat().st_mtime_ns == mtime  # reused, not rewritten
     assert torch.equal(again.counts, fd.counts)
     with h5py.File(fd.cache_path) as f:
-        assert f.attrs["complete"] and f.attrs["format_version"] == 2 and len(f.attrs["key"]) == 64
+        assert f.attrs["complete"] and f.attrs["format_version"] == FORMAT_VERSION and len(f.attrs["key"]) == 64
         assert f["frames"].dtype == np.uint16 and f["frames"].chunks == (1, 6, 2, 34, 34)
         assert f["labels"].dtype == np.int64
 
@@ -175,6 +176,33 @@ def test_corrupted_chunk_is_caught_by_checksum(tmp_path):
     with pytest.warns(UserWarning, match=rf"{good.cache_path.name}.*invalid"):
         rebuilt = _build(ds, tmp_path)
     assert torch.equal(rebuilt.counts, good.counts)
+
+
+def test_corrupted_label_is_caught_by_checksum(tmp_path):
+    ds = _toy()
+    good = _build(ds, tmp_path)
+    with h5py.File(good.cache_path) as f:
+        offset = f["labels"].id.get_offset()      # contiguous int64 labels
+    raw = bytearray(good.cache_path.read_bytes())
+    raw[offset + 8] ^= 0x03                       # label of sample 1: 1 -> 2, frames untouched
+    good.cache_path.write_bytes(bytes(raw))
+    with h5py.File(good.cache_path) as f:
+        assert f["labels"][1] == 2                # the damage is real and readable
+    with pytest.warns(UserWarning, match=rf"{good.cache_path.name}.*invalid.*labels checksum"):
+        rebuilt = _build(ds, tmp_path)
+    assert rebuilt.labels.tolist() == [i % 3 for i in range(6)]
+    with _no_warnings():
+        assert _build(ds, tmp_path).labels.tolist() == rebuilt.labels.tolist()
+
+
+def test_cache_of_an_older_format_is_rebuilt_with_a_readable_warning(tmp_path):
+    ds = _toy()
+    good = _build(ds, tmp_path)
+    with h5py.File(good.cache_path, "r+") as f:
+        f.attrs["format_version"] = FORMAT_VERSION - 1
+    with pytest.warns(UserWarning, match=rf"cache format {FORMAT_VERSION - 1}, this snn writes format "
+                                         rf"{FORMAT_VERSION}\); rebuilding"):
+        _build(ds, tmp_path)
 
 
 def test_changed_parameters_use_a_different_file(tmp_path):

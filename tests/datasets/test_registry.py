@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tonic
 
-from snn.datasets import DATASETS, FrameDataset, open_dataset, sensor_size_of
+from snn.datasets import DATASETS, DatasetDownloadError, FrameDataset, has_test_split, open_dataset, sensor_size_of
 from snn.datasets.registry import default_root
 
 TONIC_NAMES = [n for n in DATASETS if n != "digits-events"]
@@ -58,6 +58,49 @@ def test_default_root_follows_env(monkeypatch, tmp_path):
 def test_train_false_without_official_split(tmp_path, name):
     with pytest.raises(ValueError, match=rf"{name} has no official train/test split.*train_val_split"):
         open_dataset(name, root=tmp_path, train=False)
+
+
+def test_has_test_split():
+    assert [n for n in DATASETS if not has_test_split(n)] == ["cifar10dvs", "ncaltech101", "asldvs"]
+    assert has_test_split("NMNIST") and has_test_split("digits-events")
+    with pytest.raises(ValueError, match="valid names"):
+        has_test_split("mnist-dvs")
+
+
+class _Response:
+    """What ``urllib.request.urlopen`` returns for tonic's redirect check (no redirect)."""
+
+    def __init__(self, url):
+        self.url = url
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_failed_download_names_the_url_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+    calls = []
+
+    def offline(request, *a, **k):
+        calls.append(request.full_url)
+        if len(calls) == 1:
+            return _Response(request.full_url)       # the redirect check passes, the download fails
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(DatasetDownloadError) as info:
+        open_dataset("nmnist", root=tmp_path, train=True, download=True)
+    url = tonic.datasets.NMNIST.train_url
+    msg = str(info.value)
+    assert info.value.url == url and msg.startswith(f"nmnist: could not download {url} into ")
+    assert "Name or service not known" in msg and "network" in msg
+    assert len(calls) >= 2                           # it did get as far as downloading
+    folder = tmp_path / "NMNIST"
+    assert not any(folder.iterdir())                 # tonic's half-written file is gone
+    assert isinstance(info.value, RuntimeError)      # the CLI prints it as one line
 
 
 def test_sensor_sizes():

@@ -79,6 +79,9 @@ def test_compress_rejects_bad_arguments(compressed, tmp_path, capsys):
     assert "strictly decreasing" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["compress", "--schedule", "5,x"])
+    # a stage file is not a `snn train` checkpoint: a one-line error saying what it is (was a KeyError)
+    assert main(["compress", str(compressed[1] / "stage1_T2.pt"), "--out", str(tmp_path / "b")]) == 2
+    assert "not a `snn train` checkpoint" in capsys.readouterr().err
 
 
 def _frames(folder, tmp_path):

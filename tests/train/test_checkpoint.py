@@ -40,3 +40,29 @@ def test_corrupt_or_foreign_files_raise_naming_the_file(tmp_path):
         load_checkpoint(other)
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("state, what", [
+    ({"format": 1, "kind": "snn.latency.iir-stage", "config": {"schedule": [5, 1]}, "stage": 1, "T": 1,
+      "model": {}, "result": {}, "extra": {}}, r"a `snn compress` stage checkpoint \(stage 2, T=1; .*compress\.json"),
+    ({"format": 1, "kind": "snn.latency.iir-progress", "config": {}, "stage": 0, "model": {}},
+     r"a `snn compress` progress file"),
+    ({"model": {}, "kind": "iir-stage"}, r"kind 'iir-stage', with entries 'kind', 'model' but no 'config', "
+                                         r"'model_kwargs'"),
+    ({"model": {}, "history": []}, r"with entries 'history', 'model' but no 'config', 'model_kwargs'"),
+    ({"model": {}, "config": {"lr": 1}, "model_kwargs": {}}, r"with entries .* but no model preset in 'config'"),
+])
+def test_train_checkpoint_other_files_raise_saying_what_they_are(tmp_path, state, what):
+    from snn.train import load_train_checkpoint
+    p = tmp_path / "other.pt"
+    save_checkpoint(state, p)
+    with pytest.raises(CheckpointError, match=rf"other\.pt: not a `snn train` checkpoint \({what}.*\); expected a "
+                                              r"checkpoint\.pt written by `snn train`"):
+        load_train_checkpoint(p)
+
+
+def test_train_checkpoint_accepts_what_snn_train_writes(tmp_path):
+    from snn.train import load_train_checkpoint
+    p = tmp_path / "checkpoint.pt"
+    save_checkpoint({"format": 1, "config": {"model": "mlp"}, "model_kwargs": {"in_features": 4}, "model": {}}, p)
+    assert load_train_checkpoint(p)["config"]["model"] == "mlp"

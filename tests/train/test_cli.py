@@ -91,3 +91,147 @@ def test_unknown_names_list_the_valid_ones(tiny_folder, tmp_path, capsys, args, 
 def test_missing_data_folder_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"), "--no-progress"]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_failed_start_leaves_no_run_folder(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    assert not (tmp_path / "r").exists()            # the same command can be run again once fixed
+
+
+# ------------------------------------------------------------------ class numbering of test folders
+ANIMALS = ["cat", "dog", "emu"]
+
+
+def _animals(root, classes, per=16, seed=0):
+    """Class k of ANIMALS: events in columns 5k..5k+4 of a 16×16 sensor."""
+    import numpy as np
+    import tonic
+    rng = np.random.default_rng(seed)
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        k = ANIMALS.index(c) if c in ANIMALS else 0
+        for i in range(per):
+            ev = np.zeros(100, dtype=tonic.io.events_struct)
+            ev["x"], ev["y"] = rng.integers(5 * k, 5 * k + 5, 100), rng.integers(0, 16, 100)
+            ev["t"], ev["p"] = np.sort(rng.integers(0, 100_000, 100)), True
+            ev["x"][0] = ev["y"][0] = 15
+            np.save(root / c / f"{i}.npy", ev)
+    return root
+
+
+def test_test_folders_are_labelled_with_the_runs_classes(tmp_path, capsys):
+    train_dir, full = _animals(tmp_path / "train", ANIMALS), _animals(tmp_path / "full", ANIMALS, seed=1)
+    no_cat, extra = _animals(tmp_path / "no_cat", ["dog", "emu"], seed=2), _animals(tmp_path / "x", ["dog", "fox"])
+    run = tmp_path / "run"
+    assert _train(train_dir, run, "--test-data", str(full), "--epochs", "3") == 0
+    ck = load_checkpoint(run / "checkpoint.pt")
+    assert ck["info"]["classes"] == ANIMALS and ck["history"][-1]["test_acc"] >= 0.9
+    res = tmp_path / "ev.json"
+    assert main(["evaluate", str(run / "checkpoint.pt"), "--test-data", str(no_cat), "--out", str(res)]) == 0
+    ev = json.loads(res.read_text())
+    assert ev["n"] == 32 and ev["acc"] >= 0.9       # dog and emu stay classes 1 and 2 (was 0 %)
+    # training with that test folder reports the same
+    assert _train(train_dir, tmp_path / "run2", "--test-data", str(no_cat), "--epochs", "3") == 0
+    assert load_checkpoint(tmp_path / "run2" / "checkpoint.pt")["history"][-1]["test_acc"] >= 0.9
+    capsys.readouterr()
+    # a class the run never saw is an error naming it (was an IndexError traceback)
+    assert main(["evaluate", str(run / "checkpoint.pt"), "--test-data", str(extra)]) == 2
+    err = capsys.readouterr().err
+    assert "class folder 'fox'" in err and "['cat', 'dog', 'emu']" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ --resume
+def test_resume_continues_in_the_folder_given(tiny_folder, tmp_path, monkeypatch):
+    import shutil
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    shutil.copytree(tiny_folder, proj / "data")
+    monkeypatch.chdir(proj)
+    assert main(["train", "--data", "data", "--T", "4", "--model", "mlp", "--batch-size", "8", "--epochs", "1",
+                 "--out", "runs/x", "--no-progress", "--cache-dir", "cache"]) == 0
+    shutil.copytree("runs/x", "runs/y")             # branch the run to train it longer
+    before = (proj / "runs/x/checkpoint.pt").read_bytes()
+    assert main(["train", "--out", "runs/y", "--resume", "--epochs", "2", "--no-progress"]) == 0
+    assert load_checkpoint(proj / "runs/y/checkpoint.pt")["epoch"] == 2
+    assert (proj / "runs/x/checkpoint.pt").read_bytes() == before    # the original run is untouched
+    monkeypatch.chdir(tmp_path)                     # another working directory, relative paths
+    assert main(["train", "--out", "proj/runs/y", "--resume", "--epochs", "3", "--no-progress"]) == 0
+    ck = load_checkpoint(proj / "runs/y/checkpoint.pt")
+    assert ck["epoch"] == 3 and ck["config"]["out"] == "proj/runs/y"
+    assert not (tmp_path / "runs").exists()
+    assert (proj / "runs/x/checkpoint.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("folder", ["empty", "missing"])
+def test_resume_without_a_checkpoint_is_an_error(tmp_path, capsys, folder):
+    out = tmp_path / "runs" / "x"
+    if folder == "empty":
+        out.mkdir(parents=True)                     # a run killed during its first epoch
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"nothing to resume in {out}: no checkpoint.pt" in err and "Traceback" not in err
+    assert not (out / "checkpoint.pt").exists()     # no new default run started there
+
+
+# ------------------------------------------------------------------ run folders
+def test_runs_started_in_the_same_second_get_their_own_folders(tiny_folder, tmp_path, monkeypatch):
+    import time
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20250101-120000")
+    for seed in ("1", "2"):
+        assert main(["train", "--data", str(tiny_folder), "--T", "2", "--model", "mlp", "--epochs", "1",
+                     "--seed", seed, "--no-progress", "--cache-dir", "cache"]) == 0
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert [p.name for p in runs] == ["tiny-20250101-120000", "tiny-20250101-120000-2"]
+    assert [load_checkpoint(p / "checkpoint.pt")["config"]["seed"] for p in runs] == [1, 2]
+
+
+def test_explicit_existing_out_is_an_error(tiny_folder, tmp_path, capsys):
+    (tmp_path / "r").mkdir()
+    assert _train(tiny_folder, tmp_path / "r", "--epochs", "1") == 2
+    assert "already exists: pass --resume" in capsys.readouterr().err
+    assert list((tmp_path / "r").iterdir()) == []
+
+
+# ------------------------------------------------------------------ one-line argument errors
+@pytest.mark.parametrize("epochs", ["0", "-3"])
+def test_epochs_below_one_is_an_error(tmp_path, capsys, epochs):
+    assert main(["train", "--epochs", epochs, "--model", "mlp", "--T", "2", "--no-progress",
+                 "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"snn train: error: --epochs must be ≥ 1, got {epochs}"
+    assert not (tmp_path / "r").exists()
+
+
+def test_cuda_device_without_cuda_is_an_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["train", "--device", "cuda", "--model", "mlp", "--T", "2", "--epochs", "1", "--no-progress",
+                 "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("snn train: error: --device: device 'cuda' is not available") and "\n" not in err
+    assert not (tmp_path / "r").exists()
+    assert main(["evaluate", str(tmp_path / "any.pt"), "--device", "cuda:1"]) == 2
+    assert capsys.readouterr().err.startswith("snn evaluate: error: --device: device 'cuda:1' is not available")
+
+
+@pytest.mark.parametrize("command", ["evaluate", "energy"])
+def test_other_checkpoints_are_a_checkpoint_error(tmp_path, capsys, command):
+    torch.save({"model": {}, "kind": "iir-stage"}, tmp_path / "stage.pt")
+    assert main([command, str(tmp_path / "stage.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"snn {command}: error: {tmp_path / 'stage.pt'}: not a `snn train` checkpoint")
+    assert "expected a checkpoint.pt written by `snn train`" in err and "Traceback" not in err
+
+
+def test_failed_download_is_a_one_line_error_naming_the_url(tmp_path, capsys, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    assert main(["train", "--dataset", "nmnist", "--root", str(tmp_path / "dl"), "--download", "--epochs", "1",
+                 "--no-progress", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("snn train: error: nmnist: could not download https://") and "Name or service" in err
+    assert not (tmp_path / "r").exists()
