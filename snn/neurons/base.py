@@ -27,8 +27,12 @@ def nan_checks_enabled(x: Tensor) -> bool:
     A test's answer has to reach the host to raise, which on a GPU waits for every kernel
     queued before it; one such wait per layer would stall the asynchronous launch queue
     that keeps the GPU busy, so GPU runs test only when anomaly detection asks for it (the
-    trainer still stops on a non-finite loss, :func:`snn.train.loop.train_epoch`).
+    trainer still stops on a non-finite loss, :func:`snn.train.loop.train_epoch`). Code being
+    compiled by ``torch.compile`` does not test either: reading the answer would break the
+    graph at every layer.
     """
+    if torch.compiler.is_compiling():
+        return False
     return x.device.type == "cpu" or torch.is_anomaly_enabled()
 
 
@@ -187,7 +191,7 @@ class BaseNeuron(StatefulModule):
         spec = self.spec(x.dim() - 1)
         impl = resolve_backend(self.backend, x.device.type, spec, x.dtype)
         used = impl.name if impl.covers(x.dtype) else "torch"  # the kernels hand other dtypes to torch
-        if used != self.backend_used:
+        if used != self.backend_used and not torch.compiler.is_compiling():  # no logging in a compiled graph
             if used != impl.name and (impl.name, x.dtype) not in _DTYPE_WARNED:
                 _DTYPE_WARNED.add((impl.name, x.dtype))
                 log.warning("backend %r has no kernels for %s inputs; running the torch reference",

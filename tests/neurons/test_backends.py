@@ -97,3 +97,23 @@ def test_backend_used_names_the_code_that_ran_for_uncovered_dtypes(caplog, monke
     n = LIF()
     n(x)
     assert n.backend_used == "numba"
+
+
+def test_torch_backend_traces_into_one_graph():
+    # with backend="torch" a whole network is one graph for torch.compile (fullgraph=True):
+    # no NaN test (a host read) or log call breaks it, and the traced graph equals eager
+    import snn
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(snn.TimeDistributed(torch.nn.Linear(6, 8)), snn.LIF(backend="torch"),
+                              snn.TimeDistributed(torch.nn.Linear(8, 8)), snn.PLIF(backend="torch", learn_threshold=True),
+                              snn.TimeDistributed(torch.nn.Linear(8, 3)), snn.LeakyIntegrator())
+    x = torch.rand(5, 2, 6) * 2
+    explained = torch._dynamo.explain(net)(x)
+    assert explained.graph_break_count == 0, [b.reason for b in explained.break_reasons]
+    assert explained.graph_count == 1
+    compiled = torch.compile(net, fullgraph=True, backend="eager")  # Dynamo's graph, run without inductor
+    y = compiled(x)
+    assert torch.equal(y, net(x))
+    y.sum().backward()
+    assert net[3].w.grad is not None and net[3].v_threshold.grad is not None
+    assert net[1].backend_used == "torch"
