@@ -27,12 +27,23 @@ __all__ = [
 
 
 class _HeavisideSurrogate(torch.autograd.Function):
+    # forward / setup_context split and a generated vmap rule: torch.func (grad, vmap, jacrev)
+    # transforms work through it
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x: Tensor, surrogate: "Surrogate") -> Tensor:  # type: ignore[override]
+    def forward(x: Tensor, surrogate: "Surrogate") -> Tensor:  # type: ignore[override]
+        try:
+            # comparison written straight into a float tensor: ~8x faster on CPU than bool→float
+            return torch.ge(x, 0, out=torch.empty_like(x))
+        except RuntimeError:  # under vmap, which has no out= rule
+            return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: Tensor) -> None:
+        x, surrogate = inputs
         ctx.save_for_backward(x)
         ctx.surrogate = surrogate
-        # comparison written straight into a float tensor: ~8x faster on CPU than bool→float
-        return torch.ge(x, 0, out=torch.empty_like(x))
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]

@@ -73,3 +73,23 @@ def test_spike_function_helper():
     assert y.tolist() == [0.0, 1.0, 1.0]
     y.sum().backward()
     assert x.grad[1] == pytest.approx(1.0)  # sigmoid alpha=4: 4·½·½
+
+
+def test_torch_func_transforms_work_through_the_spike_function():
+    # torch.func.grad / vmap need the forward/setup_context form of the autograd.Function
+    from torch.func import grad, vmap
+    import snn
+    x = torch.randn(6, 4, dtype=torch.float64)
+    g_func = grad(lambda v: (snn.surrogate.spike(v) * torch.arange(4.0, dtype=torch.float64)).sum())(x)
+    xr = x.clone().requires_grad_()
+    (snn.surrogate.spike(xr) * torch.arange(4.0, dtype=torch.float64)).sum().backward()
+    assert torch.equal(g_func, xr.grad)
+    # a neuron layer on the torch reference: torch.func.grad equals autograd
+    lif = snn.LIF(backend="torch", dtype=torch.float64)
+    xs = torch.rand(5, 2, 7, dtype=torch.float64) * 2  # [T, B, N]
+    w = torch.randn(5, 2, 7, dtype=torch.float64)
+    g_layer = grad(lambda v: (lif(v) * w).sum())(xs)
+    xr = xs.clone().requires_grad_()
+    (lif(xr) * w).sum().backward()
+    torch.testing.assert_close(g_layer, xr.grad, rtol=0, atol=0)
+    assert torch.equal(vmap(snn.surrogate.spike)(x), (x >= 0).to(x.dtype))
