@@ -91,6 +91,16 @@ def numba_cuda_reason(kind: str = "backend") -> Optional[str]:
         return f"numba.cuda cannot be imported ({type(err).__name__}: {err}); try `{CUDA_INSTALL_HINT}`"
     if not ok:
         return f"numba.cuda finds no usable GPU or CUDA driver; try `{CUDA_INSTALL_HINT}`"
+    try:  # the driver alone is not enough: numba.cuda compiles through NVVM, often missing
+        cuda.compile_ptx_for_current_device(_nvvm_probe, (), device=True)
+    except Exception as err:
+        return (f"numba.cuda cannot compile kernels ({type(err).__name__}: {err}); it needs NVVM from the "
+                f"CUDA toolkit, e.g. `{CUDA_INSTALL_HINT}` (numba-cuda[cu12])")
+    return None
+
+
+def _nvvm_probe():  # pragma: no cover - compiled, never run
+    """The smallest device function: :func:`numba_cuda_reason` compiles it to check NVVM."""
     return None
 
 

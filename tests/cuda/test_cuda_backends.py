@@ -103,3 +103,26 @@ def test_torch_compile_first_call_runs_the_fused_kernels_eagerly(tmp_path):
     env.pop("NUMBA_ENABLE_CUDASIM", None)
     r = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT], capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0 and "COMPILED-OK" in r.stdout, r.stdout[-3000:] + r.stderr[-5000:]
+
+
+def test_numba_cuda_that_cannot_compile_is_unavailable(monkeypatch):
+    # a driver but no NVVM (numba-cuda without the toolkit wheels): 'numba' on CUDA must say
+    # so up front (auto then uses torch) instead of failing at the first kernel launch
+    from numba import cuda
+
+    from snn.cuda import backends as cb
+    monkeypatch.setattr(cb, "_torch_cuda_reason", lambda: None)
+    monkeypatch.setattr(cuda, "is_available", lambda: True)
+
+    def no_nvvm(*args, **kwargs):
+        raise RuntimeError("libNVVM cannot be found")
+    monkeypatch.setattr(cuda, "compile_ptx_for_current_device", no_nvvm)
+    cb.numba_cuda_reason.cache_clear()
+    try:
+        reason = cb.numba_cuda_reason()
+        assert "cannot compile" in reason and "libNVVM" in reason and "numba-cuda" in reason
+        monkeypatch.setattr(cuda, "compile_ptx_for_current_device", lambda *a, **k: ("ptx", None))
+        cb.numba_cuda_reason.cache_clear()
+        assert cb.numba_cuda_reason() is None
+    finally:
+        cb.numba_cuda_reason.cache_clear()
