@@ -27,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import numbers
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Optional
@@ -56,7 +57,7 @@ def slice_events(events: np.ndarray, time_window: float, start: Optional[float] 
     Raises:
         ValueError: no ``t`` field, timestamps out of order, or a non-positive ``time_window``.
     """
-    if not (isinstance(time_window, (int, float)) and time_window > 0):
+    if not (isinstance(time_window, numbers.Real) and time_window > 0):
         raise ValueError(f"time_window must be a positive number of µs, got {time_window!r}")
     names = getattr(getattr(events, "dtype", None), "names", None) or ()
     if "t" not in names:
@@ -122,11 +123,13 @@ class StreamingClassifier:
                  threshold: Optional[float] = None, max_steps: Optional[int] = None, scale: Optional[float] = None,
                  readout: str = "auto", input_scale: float = 1.0,
                  device: Optional[torch.device | str] = None) -> None:
-        if threshold is not None and not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
+        if threshold is not None and not (isinstance(threshold, numbers.Real) and 0.0 <= threshold <= 1.0):
             raise ValueError(f"threshold must be a confidence in [0, 1] or None, got {threshold!r}")
-        if max_steps is not None and not (isinstance(max_steps, int) and max_steps >= 1):
+        if max_steps is not None and not (isinstance(max_steps, numbers.Integral) and not isinstance(max_steps, bool)
+                                          and max_steps >= 1):
             raise ValueError(f"max_steps must be a positive int or None, got {max_steps!r}")
-        self.model, self.threshold, self.max_steps = model, threshold, max_steps
+        self.model, self.threshold = model, threshold
+        self.max_steps = None if max_steps is None else int(max_steps)
         self.spec = FrameSpec(sensor_size, n_time_bins=1, downsample=downsample, merge_polarities=merge_polarities)
         self.scale = float(scale if scale is not None else (max_steps or 1))
         self.readout = check_readout(readout, model)

@@ -89,3 +89,18 @@ def test_bad_inputs():
         with pytest.raises(ValueError, match="outside sensor_size"):
             clf.feed(bad)
         assert clf.feed(bad[:0]).step == 1          # an empty packet is a silent timestep
+
+
+def test_numpy_scalars_are_numbers():
+    # values computed with numpy (a window from ev["t"], a budget from an array) were refused
+    # as "not a positive number"
+    model = _model()
+    ev = _events(n=50)
+    packets = list(slice_events(ev, np.int64(5000)))
+    assert len(packets) == len(list(slice_events(ev, 5000)))
+    with StreamingClassifier(model, SENSOR, threshold=np.float32(0.9), max_steps=np.int64(3)) as clf:
+        assert clf.max_steps == 3 and type(clf.max_steps) is int
+    with pytest.raises(ValueError, match="max_steps"):
+        StreamingClassifier(model, SENSOR, max_steps=np.float64(2.5))
+    dc = DynamicConfidence(model, np.float64(0.8), max_T=np.int64(4), chunk=np.int32(2))
+    assert (dc.max_T, dc.chunk) == (4, 2) and type(dc.max_T) is int

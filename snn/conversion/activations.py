@@ -6,6 +6,7 @@ neuron with threshold θ = λ computes over ``L`` timesteps.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Callable, Optional, Union
 
 import torch
@@ -23,7 +24,7 @@ def floor_ste(x: Tensor) -> Tensor:
 
 
 def _check_clip(clip: float, name: str = "clip") -> float:
-    if not (isinstance(clip, (int, float)) and not isinstance(clip, bool) and clip > 0):
+    if not (isinstance(clip, numbers.Real) and not isinstance(clip, bool) and clip > 0):
         raise ValueError(f"{name} must be a positive number (the activation's upper bound λ), got {clip!r}")
     return float(clip)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import numbers
 import warnings
 from typing import Optional
 
@@ -121,7 +122,7 @@ def calibrate(ann: fx.GraphModule, data: Optional[DataLike], norm: str = "max", 
     """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-    if not (isinstance(percentile, (int, float)) and 0 < percentile <= 100):
+    if not (isinstance(percentile, numbers.Real) and 0 < percentile <= 100):
         raise ValueError(f"percentile must lie in (0, 100], got {percentile!r}")
     sites = activation_sites(ann)
     thresholds = {name: m.clip.detach().abs().float().cpu().clone() for name, m in sites.items()

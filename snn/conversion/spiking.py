@@ -7,6 +7,7 @@ the time axis ``[T, B, ...]`` for their dynamics.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Optional
 
 import torch
@@ -67,7 +68,7 @@ class IFActivation(nn.Module):
         th = torch.as_tensor(threshold, dtype=torch.float32).detach().clone()
         if th.dim() > 1 or not bool((th > 0).all()) or not bool(torch.isfinite(th).all()):
             raise ValueError(f"threshold must be a positive finite scalar or [C] tensor, got {threshold!r}")
-        if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not 0.0 <= shift < 1.0:
+        if isinstance(shift, bool) or not isinstance(shift, numbers.Real) or not 0.0 <= shift < 1.0:
             raise ValueError(f"shift must be a number in [0, 1) (initial membrane / threshold), got {shift!r}")
         channels = int(th.shape[0]) if th.dim() == 1 else None
         self.neuron = IF(v_threshold=1.0, v_reset=None, num_channels=channels, backend=backend)

@@ -2,6 +2,7 @@
 DataLoaders or any iterable of batches (used by conversion, calibration and the latency tools)."""
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Iterator
 from typing import Any, Optional
 
@@ -129,7 +130,7 @@ class StaticFrames(Dataset):
     """
 
     def __init__(self, frames: Dataset, scale: float = 1.0) -> None:
-        if not (isinstance(scale, (int, float)) and 0 < scale < float("inf")):
+        if not (isinstance(scale, numbers.Real) and 0 < scale < float("inf")):
             raise ValueError(f"scale must be a positive number, got {scale!r}")
         self.frames, self.scale = frames, float(scale)
         base = getattr(frames, "dataset", frames)

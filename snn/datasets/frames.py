@@ -1,6 +1,7 @@
 """Event streams → dense, time-first frames with tonic transforms, cached once in HDF5."""
 from __future__ import annotations
 
+import numbers
 import os
 import warnings
 from dataclasses import asdict, dataclass
@@ -79,8 +80,8 @@ class FrameSpec:
                 raise ValueError(f"T (number of frames) must be a positive int with time_window, got {self.T!r}")
         if self.downsample is not None:
             f = self.downsample
-            f = (f, f) if isinstance(f, (int, float)) else tuple(f)
-            if len(f) != 2 or not all(isinstance(v, (int, float)) and 0 < v <= 1 for v in f):
+            f = (f, f) if isinstance(f, numbers.Real) else tuple(f)
+            if len(f) != 2 or not all(isinstance(v, numbers.Real) and 0 < v <= 1 for v in f):
                 raise ValueError(f"downsample must be a factor in (0, 1] or a pair (fx, fy), got {self.downsample!r}")
             object.__setattr__(self, "downsample", (float(f[0]), float(f[1])))
 

@@ -1,6 +1,7 @@
 """Deterministic train/validation splits."""
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,7 +36,7 @@ def train_val_split(dataset: Any, val_fraction: float, seed: int = 0,
         ValueError: ``val_fraction`` outside ``(0, 1)``; fewer than 2 samples; labels of the
             wrong length; a stratified split leaving either side empty.
     """
-    if not (isinstance(val_fraction, (int, float)) and 0 < val_fraction < 1):
+    if not (isinstance(val_fraction, numbers.Real) and 0 < val_fraction < 1):
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     n = len(dataset)
     if n < 2:

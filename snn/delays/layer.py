@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 from typing import Optional
 
 import torch
@@ -120,7 +121,7 @@ class DelayLinear(StatefulModule):
         else:
             self.register_buffer("delay", torch.zeros(out_features, in_features, **fk))
         s0 = self.max_delay / 2 if sigma is None else sigma
-        if not (isinstance(s0, (int, float)) and math.isfinite(s0) and s0 > 0) and self.max_delay > 0:
+        if not (isinstance(s0, numbers.Real) and math.isfinite(s0) and s0 > 0) and self.max_delay > 0:
             raise ValueError(f"sigma must be a positive number of timesteps, got {sigma!r}")
         self.register_buffer("sigma", torch.tensor(float(s0) if s0 > 0 else 1.0, device=device))
         self.register_buffer("rounded", torch.tensor(delays != "learned", device=device))
@@ -154,7 +155,7 @@ class DelayLinear(StatefulModule):
 
     def set_sigma(self, sigma: float) -> None:
         """Set the Gaussian σ (timesteps, > 0). Raises ``ValueError`` otherwise."""
-        if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
+        if not (isinstance(sigma, numbers.Real) and math.isfinite(sigma) and sigma > 0):
             raise ValueError(f"sigma must be a positive number of timesteps, got {sigma!r}")
         self.sigma.fill_(float(sigma))
 

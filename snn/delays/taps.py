@@ -28,6 +28,7 @@ covers the whole range). Tap values carry the autograd graph to ``weight`` and `
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple, Optional
 
 import torch
@@ -217,7 +218,7 @@ def gaussian_taps(weight: Tensor, delay: Tensor, sigma: float, max_delay: int,
         ValueError: shapes differ or are not 2-D, ``sigma ≤ 0``, ``truncate ≤ 0``, bad ``max_delay``.
     """
     _check(weight, delay, max_delay)
-    if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
+    if not (isinstance(sigma, numbers.Real) and math.isfinite(sigma) and sigma > 0):
         raise ValueError(f"sigma must be a positive number of timesteps, got {sigma!r}")
     if truncate is not None and not truncate > 0:
         raise ValueError(f"truncate must be > 0 (in units of sigma) or None, got {truncate!r}")

@@ -13,6 +13,7 @@ provides them for models made of :class:`DelayLinear` layers):
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Optional
 
@@ -58,7 +59,7 @@ class SigmaSchedule:
     def __post_init__(self) -> None:
         for name in ("start", "end"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            if not (isinstance(v, numbers.Real) and math.isfinite(v) and v > 0):
                 raise ValueError(f"SigmaSchedule.{name} must be a positive number of timesteps, got {v!r}")
         if not (isinstance(self.fraction, (int, float)) and 0 < self.fraction <= 1):
             raise ValueError(f"SigmaSchedule.fraction must be in (0, 1], got {self.fraction!r}")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -72,7 +73,7 @@ class EnergyModel:
             raise ValueError(f"EnergyModel: name must be a non-empty string, got {self.name!r}")
         for c in _COSTS:
             v = getattr(self, c)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            if not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"EnergyModel {self.name!r}: {c} must be a finite number ≥ 0 pJ, got {v!r}")
             object.__setattr__(self, c, float(v))
 

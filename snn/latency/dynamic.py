@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
@@ -153,7 +154,8 @@ class _Decisions:
 def _free_T(model: nn.Module) -> Iterator[None]:
     """Lift the fixed-``T`` input check of :mod:`snn.models` networks while they run step by step."""
     from snn.models import ConvSNN, MLPSNN
-    fixed = [(m, m.T) for m in model.modules() if isinstance(m, (ConvSNN, MLPSNN)) and m.T is not None]
+    from snn.models.shd import DelaySNN
+    fixed = [(m, m.T) for m in model.modules() if isinstance(m, (ConvSNN, MLPSNN, DelaySNN)) and m.T is not None]
     for m, _ in fixed:
         m.T = None
     try:
@@ -211,17 +213,17 @@ class DynamicConfidence:
                  readout: str = "auto", chunk: int = 1, count_updates: bool = True) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-        if not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
+        if not (isinstance(threshold, numbers.Real) and 0.0 <= threshold <= 1.0):
             raise ValueError(f"threshold must be a confidence in [0, 1], got {threshold!r}")
         for name, v in (("max_T", max_T), ("chunk", chunk)):
-            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            if not (isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1):
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         s = float(max_T) if scale is None else scale
-        if not (isinstance(s, (int, float)) and 0 < s < math.inf):
+        if not (isinstance(s, numbers.Real) and 0 < s < math.inf):
             raise ValueError(f"scale must be a positive number, got {scale!r}")
-        self.model, self.threshold, self.max_T, self.scale = model, float(threshold), max_T, float(s)
+        self.model, self.threshold, self.max_T, self.scale = model, float(threshold), int(max_T), float(s)
         self.readout = check_readout(readout, model)
-        self.chunk, self.count_updates = chunk, count_updates
+        self.chunk, self.count_updates = int(chunk), count_updates
 
     def __repr__(self) -> str:
         return (f"DynamicConfidence(threshold={self.threshold:g}, max_T={self.max_T}, scale={self.scale:g}, "

@@ -12,6 +12,7 @@ thresholds before the stage starts retraining from a closer point:
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable, Union
 
 import torch
@@ -36,7 +37,7 @@ def scale_thresholds(model: nn.Module, factor: float | dict[str, float]) -> None
     factors = factor if isinstance(factor, dict) else {n: factor for n, m in model.named_modules()
                                                        if isinstance(m, BaseNeuron)}
     for name, f in factors.items():
-        if not (isinstance(f, (int, float)) and 0 < f < math.inf):
+        if not (isinstance(f, numbers.Real) and 0 < f < math.inf):
             raise ValueError(f"threshold factor for {name!r} must be a positive number, got {f!r}")
         m = model.get_submodule(name)
         m.v_threshold.mul_(f)
@@ -114,7 +115,7 @@ def rescale_thresholds(model: nn.Module, how: ThresholdRescale, x_static: Tensor
         return {}
     if how == "rate":
         return match_firing_rates(model, x_static, T_from, T_to, encode)
-    if isinstance(how, (int, float)) and not isinstance(how, bool) and 0 < how < math.inf:
+    if isinstance(how, numbers.Real) and not isinstance(how, bool) and 0 < how < math.inf:
         scale_thresholds(model, float(how))
         return {n: float(how) for n, m in model.named_modules() if isinstance(m, BaseNeuron)}
     raise ValueError(f"threshold rescaling must be None, 'rate' or a positive factor, got {how!r}")

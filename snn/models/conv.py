@@ -1,6 +1,7 @@
 """Small convolutional SNN for event frames (e.g. N-MNIST's 34×34×2)."""
 from __future__ import annotations
 
+import numbers
 from typing import Optional, Sequence
 
 import torch
@@ -27,7 +28,7 @@ class ConvSNN(nn.Module):
         num_classes: outputs.
         input_size: input height = width in pixels (34 for N-MNIST).
         channels: output channels of each conv block.
-        kernel_size: conv kernel size (odd).
+        kernel_size: conv kernel size (odd, so that the padding keeps the size).
         neuron: ``"lif"``, ``"plif"`` or ``"if"``.
         tau: membrane time constant in timesteps (LIF/PLIF).
         surrogate: surrogate-gradient name or instance.
@@ -44,6 +45,10 @@ class ConvSNN(nn.Module):
 
     Shape:
         ``[T, B, in_channels, input_size, input_size] → [T, B, num_classes]`` (readout membrane).
+
+    Raises:
+        ValueError: a non-positive size, an even ``kernel_size``, no conv block, or an
+            ``input_size`` below ``2 ** len(channels)`` (each block halves it).
     """
 
     def __init__(self, in_channels: int = 2, num_classes: int = 10, input_size: int = 34,
@@ -52,6 +57,16 @@ class ConvSNN(nn.Module):
                  readout_tau: float = 5.0, T: Optional[int] = None, detach_reset: bool = True,
                  channels_last: bool = True) -> None:
         super().__init__()
+        for name, v in (("in_channels", in_channels), ("num_classes", num_classes), ("input_size", input_size)):
+            if not (isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1):
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if not (isinstance(kernel_size, numbers.Integral) and kernel_size >= 1 and kernel_size % 2 == 1):
+            raise ValueError(f"kernel_size must be an odd positive int ('same' padding keeps the size), got {kernel_size!r}")
+        if not channels:
+            raise ValueError("channels must list at least one conv block")
+        if input_size < 2 ** len(channels):
+            raise ValueError(f"input_size={input_size} is too small for {len(channels)} conv blocks, each halving it "
+                             f"by 2×2 max pooling: needs ≥ {2 ** len(channels)}")
         self.T = T
         self.in_channels, self.input_size = in_channels, input_size
         layers: list[nn.Module] = []

@@ -20,6 +20,7 @@ All conversions are done in float64 so that float32 parameters survive a round t
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -31,7 +32,7 @@ DISCRETIZATIONS = ("euler", "exact")
 def _check(discretization: str, dt: float) -> None:
     if discretization not in DISCRETIZATIONS:
         raise ValueError(f"discretization must be one of {DISCRETIZATIONS}, got {discretization!r}")
-    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+    if not (isinstance(dt, numbers.Real) and math.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be a positive number of seconds per timestep, got {dt!r}")
 
 

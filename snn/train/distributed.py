@@ -87,12 +87,28 @@ def device_for(device: torch.device, info: DistInfo) -> torch.device:
     return torch.device("cuda", info.local_rank) if device.type == "cuda" and info.distributed else device
 
 
+def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` with its batch norms made :class:`torch.nn.SyncBatchNorm` on CUDA, so N
+    processes normalise with the statistics of the whole N·b batch, as one process would.
+
+    PyTorch's ``SyncBatchNorm`` runs on GPUs only; on the CPU (gloo) every process keeps
+    normalising its own part of the batch (DistributedDataParallel's default), so presets
+    with batch norm train slightly differently from one process with the whole batch. The
+    converted layers reuse the original parameters and buffers (an optimizer made before
+    stays valid).
+    """
+    if device.type != "cuda":
+        return model
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
 def wrap_model(model: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
-    """``DistributedDataParallel(model)`` when distributed, else ``model`` itself."""
+    """``DistributedDataParallel(model)`` when distributed (batch norms synchronised on CUDA,
+    :func:`sync_batchnorm`), else ``model`` itself."""
     if not info.distributed:
         return model
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return nn.parallel.DistributedDataParallel(sync_batchnorm(model, device), device_ids=ids)
 
 
 def barrier(info: DistInfo) -> None:

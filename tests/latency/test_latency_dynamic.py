@@ -176,3 +176,22 @@ def test_wall_time_comparison_runs_the_same_inputs_three_ways(two_blobs, small_s
     assert t["dc_accuracy"] == pytest.approx(ev.accuracy) and t["full_accuracy"] == pytest.approx(cal.full_accuracy)
     assert min(t["full_ms_per_sample"], t["dc_ms_per_sample"], t["stepwise_ms_per_sample"]) > 0
     assert t["wall_time_reduction"] == pytest.approx(1 - t["dc_ms_per_sample"] / t["full_ms_per_sample"])
+
+
+@pytest.mark.parametrize("preset, kw, shape", [("mlp", dict(in_features=140, num_classes=20), (140,)),
+                                               ("shd-delays", dict(), (140,)),
+                                               ("conv", dict(input_size=8, in_channels=2, num_classes=3), (2, 8, 8))])
+def test_presets_built_for_a_fixed_T_run_in_chunks(preset, kw, shape):
+    # a preset built with T checks its input length; Dynamic Confidence feeds it chunk by
+    # chunk and must lift that check for every preset (shd-delays raised "T=1 ... T=6 expected")
+    from snn.models import build_model
+    torch.manual_seed(0)
+    model = build_model(preset, T=6, **kw).eval()
+    x = torch.rand(6, 3, *shape)
+    with torch.no_grad():
+        whole = model(x).sum(0)
+    for chunk in (1, 4):  # θ = 1: softmax never exceeds it, every sample runs all 6 steps
+        r = DynamicConfidence(model, threshold=1.0, max_T=6, chunk=chunk, scale=1.0, readout="sum").run(x)
+        assert (r.latency == 6).all() and (r.steps_run == 6).all()
+        torch.testing.assert_close(r.scores, whole, rtol=1e-5, atol=1e-5)
+    assert model.T == 6  # restored

@@ -25,6 +25,18 @@ def test_shape_and_bad_input():
         m(torch.rand(4, 2, 2, 16, 16))  # T fixed at 3
 
 
+def test_bad_settings_are_refused_when_built():
+    # they used to build and then fail in forward with a bare shape error from torch
+    with pytest.raises(ValueError, match="kernel_size must be an odd"):
+        ConvSNN(kernel_size=4)
+    with pytest.raises(ValueError, match="input_size=3 is too small for 2 conv blocks"):
+        ConvSNN(input_size=3)
+    with pytest.raises(ValueError, match="in_channels"):
+        ConvSNN(in_channels=0)
+    import numpy as np
+    assert ConvSNN(input_size=np.int64(4), kernel_size=3)(torch.rand(2, 1, 2, 4, 4)).shape == (2, 1, 10)
+
+
 @pytest.mark.parametrize("backend", ["torch", pytest.param("numba", marks=pytest.mark.skipif(
     "numba" not in available_backends("cpu"), reason="numba not installed"))])
 def test_channels_last_computes_the_same_network(backend):

@@ -69,3 +69,20 @@ def test_snn_train_nproc_launches_torchrun(nmnist_small_dir, tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert ck["history"][0]["processes"] == 2 and ck["epoch"] == 1
+
+
+def test_batch_norm_is_synchronised_on_cuda_only():
+    # SyncBatchNorm makes N GPU processes normalise over the whole N·b batch; PyTorch has it for
+    # GPUs only, so CPU (gloo) runs keep per-process statistics (README); no GPU is needed to
+    # convert, only to run it
+    from snn.models import build_model
+    from snn.train.distributed import sync_batchnorm
+    model = build_model("conv", input_size=8, channels=(4, 4))
+    params = list(model.parameters())
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert sync_batchnorm(model, torch.device("cpu")) is model and bns[0] in list(model.modules())
+    synced = sync_batchnorm(model, torch.device("cuda", 0))
+    kinds = [type(m) for m in synced.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert kinds == [torch.nn.SyncBatchNorm] * len(bns)
+    assert all(p is q for p, q in zip(synced.parameters(), params))  # the optimizer's tensors
+    assert set(synced.state_dict()) == set(build_model("conv", input_size=8, channels=(4, 4)).state_dict())
