@@ -135,15 +135,35 @@ def open_dataset(name: str, root: str | os.PathLike | None = None, train: bool =
     return ds
 
 
+def _bundled(cls: type, filename: object) -> bool:
+    """Whether tonic ships ``filename`` beside ``cls``'s module (what it copies for POKERDVS)."""
+    import inspect
+    return isinstance(filename, str) and (Path(inspect.getfile(cls)).parent / filename).is_file()
+
+
+#: where to get the datasets tonic cannot download
+_HOMEPAGES = {"pokerdvs": "http://www2.imse-cnm.csic.es/caviar/POKERDVS.html"}
+
+
 def _guarded_check(cls: type, key: str, root: Path, download: bool):
     """A ``_check_exists`` that raises instead of letting tonic download when ``download`` is False."""
 
     def _check_exists(self) -> bool:
         ok = cls._check_exists(self)
+        url = getattr(self, "url", None)
+        if not ok and url is None and not _bundled(cls, getattr(self, "filename", None)):
+            # e.g. POKERDVS: tonic copies it from its own package folder, where pip's tonic has no copy
+            where = Path(self.location_on_system)
+            folder = getattr(self, "folder_name", None)
+            missing_root = "" if root.is_dir() else f" (root {root} does not exist)"
+            raise FileNotFoundError(
+                f"{key}: dataset files not found in {where}{missing_root}, and tonic {tonic.__version__} has no download for "
+                f"{cls.__name__} (it copies {getattr(self, 'filename', 'its archive')} from its own package "
+                f"folder, which this install lacks); get the recordings from {_HOMEPAGES.get(key, 'the dataset site')}"
+                f" and place {f'the extracted folder {folder!r}' if folder else 'the extracted files'} in {where}")
         if not ok and not download:
             where = Path(self.location_on_system)
             expected = getattr(self, "filename", None) or getattr(self, "data_filename", "its files")
-            url = getattr(self, "url", None)
             missing_root = "" if root.is_dir() else f" (root {root} does not exist)"
             raise FileNotFoundError(
                 f"{key}: dataset files not found in {where}{missing_root}; tonic's {cls.__name__} "

@@ -45,14 +45,19 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
+    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``;
+    ``path`` is the file or a run folder holding ``checkpoint.pt``.
 
     Raises:
-        FileNotFoundError: no file at ``path``.
+        FileNotFoundError: no file at ``path`` (nor ``path/checkpoint.pt`` for a folder).
         CheckpointError: the file is truncated, corrupt, or holds something other than an
             snn checkpoint dict (message names the file).
     """
     p = Path(path)
+    if p.is_dir():  # a run folder: its checkpoint
+        if not (p / "checkpoint.pt").is_file():
+            raise FileNotFoundError(f"checkpoint not found: {p} is a folder without checkpoint.pt")
+        p = p / "checkpoint.pt"
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint not found: {p}")
     try:

@@ -14,6 +14,15 @@ def test_round_trip_loads_with_weights_only(tmp_path):
     assert torch.equal(load_checkpoint(p)["model"]["w"], torch.arange(3.0))
 
 
+def test_a_run_folder_stands_for_its_checkpoint(tmp_path):
+    # `--checkpoint runs/x` (README) as well as runs/x/checkpoint.pt
+    save_checkpoint({"model": {"w": torch.ones(2)}}, tmp_path / "checkpoint.pt")
+    assert torch.equal(load_checkpoint(tmp_path)["model"]["w"], torch.ones(2))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="folder without checkpoint.pt"):
+        load_checkpoint(tmp_path / "empty")
+
+
 def test_interrupted_save_keeps_the_previous_file_and_leaves_no_temp(tmp_path, monkeypatch):
     p = tmp_path / "ck.pt"
     save_checkpoint({"model": {}, "epoch": 1}, p)
