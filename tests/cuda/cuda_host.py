@@ -15,8 +15,10 @@ Needs a host C++17 compiler with ``_Float16`` (GCC 12+, Clang 15+ on x86-64; no 
 from __future__ import annotations
 
 import ctypes
+import functools
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -33,9 +35,18 @@ def _compiler() -> Optional[str]:
     return shutil.which("c++") or shutil.which("g++")
 
 
+@functools.lru_cache(maxsize=None)
 def unavailable_reason() -> Optional[str]:
+    """``None`` if the host build can run here, else why not (no compiler, or no ``_Float16``)."""
     if _compiler() is None:
         return "needs a host C++ compiler (c++ or g++)"
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d) / "f16.cpp"
+        src.write_text("float f(float x) { return (float)(_Float16)x; }\n")
+        r = subprocess.run([_compiler(), "-std=c++17", "-c", str(src), "-o", str(Path(d) / "f16.o")],
+                           capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        return f"needs a host C++ compiler with _Float16 (GCC 12+, Clang 15+); {_compiler()} has none"
     return None
 
 

@@ -69,6 +69,16 @@ def test_nvrtc_check_fails_on_a_header_the_wheels_lack(tmp_path):
     ok, log, _ = nvrtc.compile_program(src, COMPILE_OPTIONS + ("-arch=sm_90",), [])
     assert not ok and "cuda_bf16.h" in log
 
+def test_host_build_skips_with_a_reason_without_float16(monkeypatch):
+    # a compiler that cannot build _Float16 (older than GCC 12) gives a skip reason, not a failure
+    monkeypatch.setattr(cuda_host, "_compiler", lambda: shutil.which("false") or "false")
+    cuda_host.unavailable_reason.cache_clear()
+    try:
+        assert "_Float16" in cuda_host.unavailable_reason()
+    finally:
+        cuda_host.unavailable_reason.cache_clear()
+
+
 HOST_REASON = cuda_host.unavailable_reason()
 host_only = pytest.mark.skipif(HOST_REASON is not None, reason=f"host run of the CUDA C kernels {HOST_REASON}")
 
