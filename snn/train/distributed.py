@@ -24,7 +24,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistInfo", "init_distributed", "device_for", "wrap_model", "barrier", "launched_by_torchrun"]
+__all__ = ["DistInfo", "init_distributed", "device_for", "wrap_model", "sync_batchnorm", "barrier",
+           "any_process", "sum_over_processes", "launched_by_torchrun"]
 
 log = logging.getLogger("snn")
 
@@ -109,6 +110,30 @@ def wrap_model(model: nn.Module, info: DistInfo, device: torch.device) -> nn.Mod
         return model
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(sync_batchnorm(model, device), device_ids=ids)
+
+
+def _multi_process() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def any_process(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` holds in any process (``flag`` itself when not distributed). A
+    collective: every process must call it at the same point."""
+    if not _multi_process():
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)  # NCCL reduces device tensors only
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def sum_over_processes(values: list[float], device: torch.device) -> list[float]:
+    """``values`` summed element-wise over all processes (unchanged when not distributed);
+    float64. A collective: every process must call it at the same point."""
+    if not _multi_process():
+        return list(values)
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
 
 
 def barrier(info: DistInfo) -> None:

@@ -20,7 +20,8 @@ from snn.models import build_model
 from snn.state import reset
 from snn.train.checkpoint import load_checkpoint, load_train_checkpoint, save_checkpoint, write_json
 from snn.train.data import DataSpec, build_datasets
-from snn.train.distributed import barrier, device_for, init_distributed, wrap_model
+from snn.train.distributed import (any_process, barrier, device_for, init_distributed, sum_over_processes,
+                                   wrap_model)
 from snn.train.monitor import SpikeMonitor
 from snn.train.plots import plot_spike_raster, plot_training_curves
 
@@ -164,11 +165,13 @@ def train_epoch(model: nn.Module, loader: Iterable, opt: torch.optim.Optimizer, 
     (default ``scores(model(x))``); the network state is reset around every batch, and
     ``model.after_optimizer_step()`` runs after every step if the model defines it.
 
-    Returns ``(mean loss, accuracy)`` over the samples seen.
+    Returns ``(mean loss, accuracy)`` over the samples seen; under ``torch.distributed``,
+    over the samples of every process (each process trains on its own shard).
 
     Raises:
-        FloatingPointError: a batch's loss is NaN or infinite; raised before that batch's
-            optimizer step, so the model keeps the weights of the last finite step.
+        FloatingPointError: a batch's loss is NaN or infinite (in any process, when
+            distributed: their gradients are averaged); raised before that batch's optimizer
+            step, so the model keeps the weights of the last finite step.
     """
     forward = forward or (lambda x: scores(model(x)))
     after_step = getattr(getattr(model, "module", model), "after_optimizer_step", None)   # DDP-wrapped too
@@ -183,9 +186,11 @@ def train_epoch(model: nn.Module, loader: Iterable, opt: torch.optim.Optimizer, 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         loss_value = loss.item()                    # before the step: a NaN would spread into every weight
-        if not math.isfinite(loss_value):
+        if any_process(not math.isfinite(loss_value), device):  # averaged gradients carry any process's NaN
+            where = "" if not math.isfinite(loss_value) else " in another process"
             raise FloatingPointError(f"{desc or 'training'}: the loss of batch {batch} is "
-                                     f"{loss_value}; the optimizer step was skipped and the model keeps its last "
+                                     f"{loss_value if where == '' else 'not finite'}{where}; the optimizer step was "
+                                     "skipped and the model keeps its last "
                                      "finite weights. Look for NaN/inf inputs or a too-large learning rate "
                                      "(torch.autograd.detect_anomaly() also tests every layer on the GPU)")
         opt.step()
@@ -196,6 +201,7 @@ def train_epoch(model: nn.Module, loader: Iterable, opt: torch.optim.Optimizer, 
         correct += int((s.argmax(1) == y).sum())
         n += len(y)
         bar.set_postfix(loss=f"{loss_sum / n:.3f}", acc=f"{correct / n:.3f}")
+    loss_sum, correct, n = sum_over_processes([loss_sum, correct, n], device)
     return loss_sum / max(n, 1), correct / max(n, 1)
 
 

@@ -57,6 +57,9 @@ def test_two_processes_equal_one_process_with_the_global_batch(nmnist_small_dir,
         torch.testing.assert_close(b["model"][k], a["model"][k], rtol=1e-9, atol=1e-9, msg=k)
     # the parameters did train (they are not equal merely because nothing moved)
     assert a["history"][0]["train_acc"] > 0.3
+    # the training loss and accuracy cover every process's shard (rank 0's half before)
+    assert b["history"][0]["train_acc"] == pytest.approx(a["history"][0]["train_acc"], abs=1e-12)
+    assert b["history"][0]["train_loss"] == pytest.approx(a["history"][0]["train_loss"], rel=1e-9)
 
 
 def test_snn_train_nproc_launches_torchrun(nmnist_small_dir, tmp_path):
@@ -86,3 +89,37 @@ def test_batch_norm_is_synchronised_on_cuda_only():
     assert kinds == [torch.nn.SyncBatchNorm] * len(bns)
     assert all(p is q for p, q in zip(synced.parameters(), params))  # the optimizer's tensors
     assert set(synced.state_dict()) == set(build_model("conv", input_size=8, channels=(4, 4)).state_dict())
+
+
+_NAN_WORKER = r"""
+import sys, torch, torch.distributed as dist
+from torch import nn
+from snn.train.loop import train_epoch
+rank, store = int(sys.argv[1]), sys.argv[2]
+dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+torch.manual_seed(0)
+model = nn.parallel.DistributedDataParallel(nn.Sequential(nn.Flatten(2), nn.Linear(3, 2)))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+batches = [(torch.rand(4, 2, 3), torch.tensor([0, 1])) for _ in range(3)]
+if rank == 1:
+    batches[1][0][0, 0, 0] = float("nan")          # only rank 1 sees a NaN, in batch 2
+try:
+    train_epoch(model, batches, opt, torch.device("cpu"), forward=lambda x: model(x).mean(0))
+    print("no error")
+except FloatingPointError as e:
+    print("raised:", e)
+"""
+
+
+def test_a_nan_in_one_process_stops_every_process(tmp_path):
+    # DDP averages the gradients, so one process's NaN reaches every model: all must stop
+    # before the optimizer step, not only the process that saw it
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMP_NUM_THREADS": "1"}
+    script = tmp_path / "nan_worker.py"
+    script.write_text(_NAN_WORKER)
+    procs = [subprocess.Popen([sys.executable, str(script), str(r), str(tmp_path / "store")], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    out = [p.communicate(timeout=120) for p in procs]
+    assert "raised:" in out[0][0] and "batch 2 is not finite in another process" in out[0][0], out[0]
+    assert "raised:" in out[1][0] and "batch 2 is nan" in out[1][0], out[1]
