@@ -11,11 +11,11 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Iterator, Optional
 
-from torch import nn
+from torch import Tensor, nn
 
-__all__ = ["StatefulModule", "reset", "stateful", "detach_state"]
+__all__ = ["StatefulModule", "InputHistoryModule", "reset", "stateful", "detach_state"]
 
 
 class StatefulModule(nn.Module):
@@ -31,6 +31,34 @@ class StatefulModule(nn.Module):
 
     def detach_state(self) -> None:
         """Cut the autograd graph of the carried state (truncated BPTT on streams)."""
+
+
+class InputHistoryModule(StatefulModule):
+    """A :class:`StatefulModule` whose state is its last inputs (delay lines): ``_history``
+    ``[D, B, *feature]`` or ``None`` at rest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._history: Optional[Tensor] = None
+
+    def _carried(self, x: Tensor) -> Optional[Tensor]:
+        """The carried history for the input ``x [T, B, *feature]``, or ``None`` at rest.
+
+        Raises:
+            ValueError: the history's batch/feature shape differs from ``x``'s.
+        """
+        h = self._history
+        if h is not None and h.shape[1:] != x.shape[1:]:
+            raise ValueError(f"carried input history has shape {tuple(h.shape)} but the input has batch/features "
+                             f"{tuple(x.shape[1:])}; call snn.reset(model) before feeding a new stream")
+        return h
+
+    def reset_state(self) -> None:
+        self._history = None
+
+    def detach_state(self) -> None:
+        if self._history is not None:
+            self._history = self._history.detach()
 
 
 def _stateful_modules(model: nn.Module) -> Iterator[StatefulModule]:

@@ -14,7 +14,7 @@ from snn.delays.backends import resolve_delay_backend
 from snn.delays.functional import delay_conv
 from snn.delays.taps import Taps, gaussian_taps, gaussian_width, integer_taps, linear_taps, taps_to_dense
 from snn.neurons.base import check_sequence, nan_checks_enabled
-from snn.state import StatefulModule
+from snn.state import InputHistoryModule
 
 __all__ = ["DelayLinear", "DELAY_MODES", "INTERPOLATIONS"]
 
@@ -31,7 +31,7 @@ def _check_nan(x: Tensor, name: str) -> None:
         raise ValueError(f"{name} contains NaN values (or both +inf and -inf)")
 
 
-class DelayLinear(StatefulModule):
+class DelayLinear(InputHistoryModule):
     r"""Linear synapses with a weight and a delay per synapse (learnable delays with DCLS).
 
     .. math::
@@ -125,7 +125,6 @@ class DelayLinear(StatefulModule):
             raise ValueError(f"sigma must be a positive number of timesteps, got {sigma!r}")
         self.register_buffer("sigma", torch.tensor(float(s0) if s0 > 0 else 1.0, device=device))
         self.register_buffer("rounded", torch.tensor(delays != "learned", device=device))
-        self._history: Optional[Tensor] = None
         self.backend_used: Optional[str] = None
         self.reset_parameters(generator)
 
@@ -237,22 +236,6 @@ class DelayLinear(StatefulModule):
                 full = torch.cat([x.new_zeros(D - full.shape[0], *x.shape[1:]), full], 0)
             self._history = full[-D:]
         return y
-
-    def _carried(self, x: Tensor) -> Optional[Tensor]:
-        h = self._history
-        if h is None:
-            return None
-        if h.shape[1:] != x.shape[1:]:
-            raise ValueError(f"carried input history has shape {tuple(h.shape)} but the input has batch/features "
-                             f"{tuple(x.shape[1:])}; call snn.reset(model) before feeding a new stream")
-        return h
-
-    def reset_state(self) -> None:
-        self._history = None
-
-    def detach_state(self) -> None:
-        if self._history is not None:
-            self._history = self._history.detach()
 
     def extra_repr(self) -> str:
         parts = [f"{self.in_features}, {self.out_features}", f"max_delay={self.max_delay}",

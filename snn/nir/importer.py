@@ -13,12 +13,12 @@ from torch import Tensor, nn
 from snn.layers import TimeDistributed
 from snn.neurons import IF, LIF, LeakyIntegrator
 from snn.nir.params import input_gain, nir_tau_to_beta
-from snn.state import StatefulModule
+from snn.state import InputHistoryModule
 
 __all__ = ["from_nir", "import_nir", "load_nir", "NIRGraphModule", "IntegerDelay", "ChannelLeakyIntegrator"]
 
 
-class IntegerDelay(StatefulModule):
+class IntegerDelay(InputHistoryModule):
     """Per-feature integer delay ``y[t, b, i] = x[t − d_i, b, i]`` (zeros before the start).
 
     A NIR ``Delay`` node imports to this. Like :class:`snn.delays.DelayLinear`, it carries the
@@ -43,7 +43,6 @@ class IntegerDelay(StatefulModule):
             raise ValueError(f"delays must be a 1-d tensor of non-negative ints, got {delays}")
         self.register_buffer("delays", delays.long())
         self.max_delay = int(delays.max()) if delays.numel() else 0
-        self._history: Optional[Tensor] = None
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 3 or x.shape[2] != self.delays.numel():
@@ -59,10 +58,7 @@ class IntegerDelay(StatefulModule):
     def _run(self, x: Tensor, carry: bool) -> Tensor:
         T, B, N = x.shape
         D = self.max_delay
-        h = self._history if carry else None
-        if h is not None and h.shape[1:] != x.shape[1:]:
-            raise ValueError(f"carried input history has shape {tuple(h.shape)} but the input has batch/features "
-                             f"{tuple(x.shape[1:])}; call snn.reset(model) before feeding a new stream")
+        h = self._carried(x) if carry else None
         if h is None:
             h = x.new_zeros(D, B, N)
         full = torch.cat([h.to(x.dtype), x], 0)                                        # [D + T, B, N]
@@ -71,13 +67,6 @@ class IntegerDelay(StatefulModule):
         if carry:
             self._history = full[full.shape[0] - D:]
         return y
-
-    def reset_state(self) -> None:
-        self._history = None
-
-    def detach_state(self) -> None:
-        if self._history is not None:
-            self._history = self._history.detach()
 
     def extra_repr(self) -> str:
         return f"N={self.delays.numel()}, max_delay={self.max_delay}"
