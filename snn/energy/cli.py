@@ -47,10 +47,10 @@ def handler(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-samples must be ≥ 1, got {args.max_samples}")
     energy_model = get_energy_model(args.energy_model)
     from snn.cli import load_checkpoint_and_data
-    from snn.train.loop import _device
+    from snn.train.loop import check_device
     model, _, test, info = load_checkpoint_and_data(args)
     report = profile(model, test, energy_model=energy_model, batch_size=args.batch_size,
-                     max_samples=args.max_samples, device=_device(args.device),
+                     max_samples=args.max_samples, device=check_device(args.device),
                      fold_batchnorm=not args.no_fold_bn, skip_zero_weights=args.skip_zero_weights,
                      graded_inputs="events" if args.events_as_spikes else "macs",
                      label=Path(args.checkpoint).parent.name or str(args.checkpoint))

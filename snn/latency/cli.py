@@ -125,7 +125,7 @@ def handler(args: argparse.Namespace) -> int:
     from snn.latency.iir import compress_timesteps
     from snn.train import TrainConfig, load_train_checkpoint
     from snn.train.checkpoint import write_json
-    from snn.train.loop import _device
+    from snn.train.loop import check_device
     if args.out is None:
         if args.resume:
             raise ValueError("--resume needs --out, the run folder to continue")
@@ -155,7 +155,7 @@ def handler(args: argparse.Namespace) -> int:
         model, train, val, args.schedule, epochs=one(args.epochs), lr=one(args.lr), batch_size=args.batch_size,
         weight_decay=args.weight_decay, learn_threshold=not args.no_learn_threshold,
         learn_leak=not args.no_learn_leak, threshold_rescale=args.threshold_rescale, test_data=test,
-        select=args.select, out=out, resume=args.resume, device=_device(args.device), seed=args.seed,
+        select=args.select, out=out, resume=args.resume, device=check_device(args.device), seed=args.seed,
         energy_model=args.energy_model, report_samples=args.report_samples, progress=not args.no_progress,
         checkpoint_extra={**build, "data": {k: v for k, v in info.items() if k != "spec"}})
     print(res.table())

@@ -98,8 +98,6 @@ def check_device(name: str) -> torch.device:
     return dev
 
 
-_device = check_device  # the name used by snn.energy.cli and snn.latency
-
 
 def model_kwargs_for(preset: str, info: dict, backend: str, extra: dict) -> dict:
     """Constructor arguments that fit a preset to the data (input size, classes, backend)."""
@@ -131,7 +129,7 @@ def load_model(path: str | Path, device: str = "cpu", backend: Optional[str] = N
         kwargs["backend"] = backend
     model = build_model(ck["config"]["model"], **kwargs)
     model.load_state_dict(ck["model"])
-    return model.to(_device(device)), ck
+    return model.to(check_device(device)), ck
 
 
 @torch.no_grad()
@@ -233,7 +231,7 @@ def train(cfg: TrainConfig) -> dict:
     ck_path = out / CHECKPOINT
     if ck_path.exists() and not cfg.resume:
         raise FileExistsError(f"{ck_path} exists: pass --resume to continue that run or choose another --out")
-    requested = _device(cfg.device)
+    requested = check_device(cfg.device)
     dinfo = init_distributed(requested)
     device = device_for(requested, dinfo)
     main = dinfo.is_main
