@@ -98,7 +98,6 @@ def check_device(name: str) -> torch.device:
     return dev
 
 
-
 def model_kwargs_for(preset: str, info: dict, backend: str, extra: dict) -> dict:
     """Constructor arguments that fit a preset to the data (input size, classes, backend)."""
     shape = info["frame_shape"][1:]
