@@ -147,9 +147,17 @@ def _launch_torchrun(args: argparse.Namespace) -> int:
     return subprocess.call(cmd)
 
 
+def _device(name: str, what: str = "--device"):
+    """:func:`snn.train.check_device` with its ``ValueError`` prefixed by ``what``."""
+    from snn.train.loop import check_device
+    try:
+        return check_device(name)
+    except ValueError as e:
+        raise ValueError(f"{what}: {e}") from None
+
+
 def _check_train_args(args: argparse.Namespace) -> None:
     """Argument errors of ``snn train`` that need no data (before a run folder is created)."""
-    from snn.train.loop import check_device
     if args.nproc < 1:
         raise ValueError(f"--nproc must be ≥ 1, got {args.nproc}")
     if args.epochs is not None and args.epochs < 1:
@@ -158,17 +166,14 @@ def _check_train_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--batch-size must be ≥ 1, got {args.batch_size}")
     if args.T is not None and args.T < 1:
         raise ValueError(f"--T must be ≥ 1, got {args.T}")
-    try:
-        check_device(args.device)
-    except ValueError as e:
-        raise ValueError(f"--device: {e}") from None
+    _device(args.device)
 
 
 def _resumed_config(args: argparse.Namespace):
     """The stored config of the run in ``--out``, continued there (not in the folder it was
     started in: a copied run folder is a branch of the run)."""
     from snn.train import TrainConfig, load_train_checkpoint
-    from snn.train.loop import CHECKPOINT, check_device
+    from snn.train.loop import CHECKPOINT
     out = Path(args.out)
     if not (out / CHECKPOINT).is_file():
         if not out.exists():
@@ -183,10 +188,7 @@ def _resumed_config(args: argparse.Namespace):
     cfg.out, cfg.resume, cfg.progress = str(out), True, not args.no_progress
     if args.epochs is not None:                     # extending (or shortening) the run on purpose
         cfg.epochs = args.epochs
-    try:
-        check_device(cfg.device)
-    except ValueError as e:
-        raise ValueError(f"the run's device: {e}") from None
+    _device(cfg.device, "the run's device")
     return cfg
 
 
@@ -286,11 +288,7 @@ def _check_labels(test, num_classes: int, spec) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from snn.train import evaluate
-    from snn.train.loop import check_device
-    try:
-        dev = check_device(args.device)
-    except ValueError as e:
-        raise ValueError(f"--device: {e}") from None
+    dev = _device(args.device)
     model, _, test, info = load_checkpoint_and_data(args)
     res = evaluate(model.to(dev), test, dev, batch_size=args.batch_size)
     res.update(checkpoint=str(args.checkpoint), data=info)
