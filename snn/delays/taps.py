@@ -105,10 +105,11 @@ def _offsets(delay: Tensor, start: Tensor, W: int) -> Tensor:
     return tau.to(delay.dtype) - delay.unsqueeze(-1)
 
 
-def _gauss(delay: Tensor, start: Tensor, W: int, sigma: float, truncate: Optional[float]):
-    """``(g̃, ∂g̃/∂d, Σ g̃ + ε)`` with ``g̃ = g / g(τ₀) = exp(−(z − z₀)(z + z₀) / 2σ²)`` over the
-    kept taps (``|z| ≤ truncate·σ`` or ``|z| < 1``; 0 elsewhere), ``z = τ − d``, ``z₀ = τ₀ − d`` for
-    the tap ``τ₀ = ⌊d + ½⌋`` nearest ``d`` (clamped to the window, which holds it for ``d ∈ [0, D]``).
+def _gauss(delay: Tensor, start: Tensor, W: int, sigma: float, truncate: Optional[float], derivative: bool = False):
+    """``(g̃, ∂g̃/∂d or None, Σ g̃ + ε)`` (the derivative only if asked for) with
+    ``g̃ = g / g(τ₀) = exp(−(z − z₀)(z + z₀) / 2σ²)`` over the kept taps (``|z| ≤ truncate·σ``
+    or ``|z| < 1``; 0 elsewhere), ``z = τ − d``, ``z₀ = τ₀ − d`` for the tap ``τ₀ = ⌊d + ½⌋``
+    nearest ``d`` (clamped to the window, which holds it for ``d ∈ [0, D]``).
     ``g̃ ≤ 1`` and ``g̃(τ₀) = 1``: nothing underflows however small ``σ`` is."""
     z = _offsets(delay, start, W)
     s = start.to(delay.dtype)
@@ -119,15 +120,16 @@ def _gauss(delay: Tensor, start: Tensor, W: int, sigma: float, truncate: Optiona
     if truncate is not None:
         za = z.abs()
         g = torch.where((za <= truncate * sigma) | (za < 1.0), g, 0.0)
-    gp = g * q * inv                                    # ∂g̃/∂d
+    gp = g * q * inv if derivative else None           # ∂g̃/∂d
     return g, gp, g.sum(-1, keepdim=True) + EPS
 
 
-def _triangle(delay: Tensor, start: Tensor, W: int):
-    """``(g, ∂g/∂d, Σ g + ε)`` of the triangle ``g = max(0, 1 − |z|)``."""
+def _triangle(delay: Tensor, start: Tensor, W: int, derivative: bool = False):
+    """``(g, ∂g/∂d or None, Σ g + ε)`` of the triangle ``g = max(0, 1 − |z|)``."""
     z = _offsets(delay, start, W)
     g = torch.relu(1.0 - z.abs())
-    return g, torch.sign(z) * (z.abs() < 1), g.sum(-1, keepdim=True) + EPS
+    gp = torch.sign(z) * (z.abs() < 1) if derivative else None
+    return g, gp, g.sum(-1, keepdim=True) + EPS
 
 
 def _use_numba(weight: Tensor) -> bool:
@@ -171,7 +173,8 @@ class _NormalisedTaps(torch.autograd.Function):
             gw, gd = cpu_taps_backward(weight, delay, start, sigma, truncate, EPS, gv)
             return (gw if ctx.needs_input_grad[0] else None, gd if ctx.needs_input_grad[1] else None,
                     None, None, None, None)
-        g, gp, Z = _gauss(delay, start, W, sigma, truncate) if sigma is not None else _triangle(delay, start, W)
+        g, gp, Z = (_gauss(delay, start, W, sigma, truncate, derivative=True) if sigma is not None
+                    else _triangle(delay, start, W, derivative=True))
         Z = Z.squeeze(-1)
         a = (gv * g).sum(-1)
         gw = a / Z if ctx.needs_input_grad[0] else None
