@@ -13,7 +13,13 @@ from snn.models.blocks import make_neuron
 from snn.neurons import LeakyIntegrator, check_sequence
 from snn.surrogate import get_surrogate
 
-__all__ = ["DelaySNN", "TimeSharedDropout"]
+__all__ = ["DelaySNN", "TimeSharedDropout", "sum_channel_bins"]
+
+
+def sum_channel_bins(x: Tensor, k: int) -> Tensor:
+    """``[T, B, C] → [T, B, ⌈C / k⌉]``: adjacent channels summed in groups of ``k`` (the last
+    group zero-padded), the input binning of :class:`DelaySNN`."""
+    return F.pad(x, (0, -x.shape[2] % k)).reshape(*x.shape[:2], -1, k).sum(-1)
 
 
 class TimeSharedDropout(nn.Module):
@@ -126,6 +132,5 @@ class DelaySNN(DelayTrainingMixin, nn.Module):
             raise ValueError(f"x has {x.shape[2]} features per timestep (shape {tuple(x.shape)}), "
                              f"expected in_features={self.in_features}")
         if self.bin > 1:
-            pad = -x.shape[2] % self.bin
-            x = F.pad(x, (0, pad)).reshape(*x.shape[:2], -1, self.bin).sum(-1)
+            x = sum_channel_bins(x, self.bin)
         return self.readout(self.head(self.features(x)))

@@ -9,11 +9,10 @@ from typing import Optional
 import nir
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from snn.layers import TimeDistributed
-from snn.models.shd import DelaySNN, TimeSharedDropout
+from snn.models.shd import DelaySNN, TimeSharedDropout, sum_channel_bins
 from snn.neurons import IF, LIF, LeakyIntegrator, ParametricLIF
 from snn.nir.params import beta_to_nir_tau, resistance
 from snn.state import reset
@@ -36,7 +35,7 @@ class _ChannelBins(nn.Module):
         self.in_features, self.k = in_features, k
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.pad(x, (0, -x.shape[2] % self.k)).reshape(*x.shape[:2], -1, self.k).sum(-1)
+        return sum_channel_bins(x, self.k)
 
     def matrix(self) -> np.ndarray:
         """``[⌈C / k⌉, C]`` float32 with ``M[j, i] = 1`` iff ``i // k == j``."""
