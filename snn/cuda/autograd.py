@@ -1,5 +1,11 @@
-"""One ``torch.autograd.Function`` for every fused backend; backends differ only in the
-:class:`Launcher` that runs the forward and backward kernels on flat tensors.
+"""The fused neuron kernels as two PyTorch custom operators, shared by every fused backend;
+backends differ only in the :class:`Launcher` that runs the forward and backward kernels.
+
+``snn::fused_neuron_forward`` and ``snn::fused_neuron_backward`` (``torch.library.custom_op``)
+take flat tensors and plain scalars and name their launcher by a string key, so
+``torch.compile`` (``fullgraph=True`` included) treats each as one opaque node: a whole
+network compiles as one graph around the kernels, which run as they do in eager mode.
+The forward operator's autograd formula is the backward operator.
 
 Layout: the input ``[T, B, *feature]`` is viewed as ``[T, N]`` with ``N = B·prod(feature)``,
 its dims in memory order (:func:`snn.cuda.params.memory_order`: row-major, channels-last, ...;
@@ -7,7 +13,7 @@ a copy in row-major order only for an input that is not dense with ``T`` outermo
 ``n`` belongs to channel ``(n // S) % P`` with ``S`` the product of the dims laid out inside
 the channel dim (see :func:`snn.cuda.params.channel_layout`). Saved for the backward pass,
 besides the flat parameters: for a launcher with ``recomputes_h`` (the CPU one), the input
-``x`` and the initial state ``v0 [N]`` only, from which its backward kernel recomputes the membranes;
+``x`` and the initial state ``v0`` only, from which its backward kernel recomputes the membranes;
 otherwise the pre-reset membrane ``h`` as one ``[T, N]`` sequence in the state dtype, the
 initial state only when the decay needs a gradient, and ``x`` only when that decay also
 scales the input (``decay_input``). Spikes and post-reset membranes are recomputed from
@@ -16,33 +22,24 @@ scales the input (``decay_input``). Spikes and post-reset membranes are recomput
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Callable, Optional, Protocol
 
 import torch
 from torch import Tensor
 
-from snn.cuda.params import KernelConfig, channel_layout, flat_param, kernel_config, memory_order, supports
+from snn.cuda.params import CHARGE_DECAY_INPUT, KernelConfig, channel_layout, flat_param, kernel_config, memory_order, supports
 from snn.neurons.functional import NeuronSpec, multistep
 
-__all__ = ["Launcher", "FusedNeuron", "make_run"]
+__all__ = ["Launcher", "FusedKernels", "make_run", "state_dtype"]
 
 log = logging.getLogger("snn")
 
 
 class Launcher(Protocol):
     """Kernel launches of one backend. All tensors are contiguous, on one device; ``[T, N]``
-    sequences, ``[N]`` per-neuron vectors, ``[P]`` parameters in ``state_dtype``. Optional
+    sequences, ``[N]`` per-neuron vectors, ``[P]`` parameters in :func:`state_dtype`. Optional
     sequences that are not wanted are passed as ``[1, N]`` scratch rows with a 0 flag."""
-
-    name: str
-    #: the backward kernel recomputes ``h`` from ``x`` and ``v0`` (then ``h`` is passed as ``None``)
-    recomputes_h: bool
-    #: the kernels take a ``[1]`` ``v0`` as one initial value for all neurons, a ``[1]``
-    #: ``grad_vlast`` as zero, and a ``[1]`` ``grad_v0`` as not wanted (else all are ``[N]``)
-    optional_state: bool
-
-    def state_dtype(self, x: Tensor) -> torch.dtype:
-        """dtype of the membrane state and saved ``h`` for input ``x``."""
 
     def forward(self, x: Tensor, v0: Tensor, beta: Tensor, omb: Tensor, theta: Tensor, S: int,
                 cfg: KernelConfig, spikes: Tensor, h: Tensor, store_h: bool, v_seq: Tensor,
@@ -59,14 +56,199 @@ class Launcher(Protocol):
         decay_input and ``v0`` only with ``need_dbeta``)."""
 
 
-def _reduce(per_neuron: Tensor, shape: torch.Size, dtype: torch.dtype, P: int, S: int) -> Tensor:
-    """Sum per-neuron parameter gradients ``[N]`` to the parameter's shape (0-d or [C,1,..])."""
-    if shape.numel() == 1:
-        g = per_neuron.sum()
-    else:
-        g = per_neuron.view(-1, P, S).sum(dim=(0, 2))
-    return g.reshape(shape).to(dtype)
+@dataclass(frozen=True)
+class FusedKernels:
+    """A launcher as the operators know it, without loading it (nor Numba or CuPy).
 
+    Attributes:
+        key: the name the operators get; unique per launcher.
+        load: makes the launcher; called once, inside the first operator call that needs it.
+        dtypes: input dtypes the kernels take; others run the torch reference.
+        recomputes_h: the backward kernel recomputes ``h`` from ``x`` and ``v0`` (the forward
+            stores no ``h``; ``h`` is passed to the backward as ``None``).
+        optional_state: the kernels take a ``[1]`` ``v0`` as one initial value for all neurons,
+            a ``[1]`` ``grad_vlast`` as zero, and a ``[1]`` ``grad_v0`` as not wanted (else all
+            are ``[N]``).
+    """
+
+    key: str
+    load: Callable[[], Launcher]
+    dtypes: tuple[torch.dtype, ...]
+    recomputes_h: bool = False
+    optional_state: bool = False
+
+
+_KERNELS: dict[str, FusedKernels] = {}
+_LOADED: dict[str, Launcher] = {}
+
+
+def _launcher(key: str) -> tuple[FusedKernels, Launcher]:
+    kernels = _KERNELS[key]
+    if key not in _LOADED:
+        _LOADED[key] = kernels.load()
+    return kernels, _LOADED[key]
+
+
+def state_dtype(dtype: torch.dtype) -> torch.dtype:
+    """dtype of the membrane state for inputs of ``dtype``: float64 stays float64, every other
+    dtype (float32, float16, bfloat16) integrates in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _config(c: list[float]) -> KernelConfig:
+    return KernelConfig(charge_mode=int(c[0]), hard=c[1], v_reset=c[2], keep_reset=c[3], kind=int(c[4]),
+                        sa=c[5], sb=c[6])
+
+
+def _as_list(cfg: KernelConfig) -> list[float]:
+    return [float(cfg.charge_mode), cfg.hard, cfg.v_reset, cfg.keep_reset, float(cfg.kind), cfg.sa, cfg.sb]
+
+
+# -- forward operator --------------------------------------------------------------------------
+
+def _forward_impl(x: Tensor, v0: Tensor, beta: Tensor, omb: Tensor, theta: Tensor, launcher: str,
+                  S: int, config: list[float], store_h: bool, record_v: bool
+                  ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """All T steps of one layer: ``(spikes [T, N], h, v_seq, v_last [N])``; ``h`` and ``v_seq``
+    are ``[T, N]`` when ``store_h``/``record_v``, else empty ``[0, N]``."""
+    T, N = x.shape
+    _, impl = _launcher(launcher)
+    x = x.contiguous()
+    spikes = torch.empty_like(x)
+    h = x.new_empty((T if store_h else 1, N), dtype=beta.dtype)  # [1, N]: a scratch row, never read
+    v_seq = x.new_empty((T if record_v else 1, N), dtype=beta.dtype)
+    v_last = x.new_empty(N, dtype=beta.dtype)
+    impl.forward(x, v0.contiguous(), beta.contiguous(), omb.contiguous(), theta.contiguous(), S,
+                 _config(config), spikes, h, store_h, v_seq, record_v, v_last)
+    return spikes, h if store_h else h[:0], v_seq if record_v else v_seq[:0], v_last
+
+
+fused_neuron_forward = torch.library.custom_op("snn::fused_neuron_forward", _forward_impl, mutates_args=())
+
+
+@fused_neuron_forward.register_fake
+def _forward_fake(x, v0, beta, omb, theta, launcher, S, config, store_h, record_v):
+    T, N = x.shape
+    return (torch.empty_like(x, memory_format=torch.contiguous_format),
+            x.new_empty((T if store_h else 0, N), dtype=beta.dtype),
+            x.new_empty((T if record_v else 0, N), dtype=beta.dtype), x.new_empty(N, dtype=beta.dtype))
+
+
+# -- backward operator -------------------------------------------------------------------------
+
+def _grad_sizes(kernels: FusedKernels, N: int, need_v0: bool, need_beta: bool, need_theta: bool
+                ) -> tuple[int, int, int]:
+    """Lengths of ``grad_v0``, ``dbeta``, ``dtheta`` (``[N]`` or an unwritten ``[1]``)."""
+    # a recomputing launcher skips dθ when it is not wanted; the others always write [N]
+    return (N if need_v0 or not kernels.optional_state else 1, N if need_beta else 1,
+            N if need_theta or not kernels.recomputes_h else 1)
+
+
+def _backward_impl(grad_s: Optional[Tensor], grad_vseq: Optional[Tensor], grad_vlast: Optional[Tensor],
+                   h: Optional[Tensor], v0: Optional[Tensor], x: Optional[Tensor], beta: Tensor,
+                   omb: Tensor, theta: Tensor, launcher: str, S: int, config: list[float],
+                   x_dtype: torch.dtype, T: int, N: int, need_v0: bool, need_beta: bool,
+                   need_theta: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """BPTT over all T steps: ``(grad_x [T, N], grad_v0, dbeta, dtheta)``, the last three per
+    neuron (``[N]``, or ``[1]`` where not wanted; see :func:`_grad_sizes`). Missing output
+    gradients (``None``) count as zero and are never read."""
+    kernels, impl = _launcher(launcher)
+    dev, sd = beta.device, beta.dtype
+
+    def row(g: Optional[Tensor], dtype: torch.dtype) -> tuple[Tensor, bool]:
+        if g is not None:
+            return g.to(dtype).contiguous(), True
+        return torch.empty((1, N), dtype=dtype, device=dev), False  # the flag says: never read
+
+    gsf, has_gs = row(grad_s, x_dtype)
+    gvsf, has_gvs = row(grad_vseq, sd)
+    gvl = (torch.zeros(1 if kernels.optional_state else N, dtype=sd, device=dev) if grad_vlast is None
+           else grad_vlast.to(sd).contiguous())
+    v0f = v0.contiguous() if v0 is not None else torch.zeros(1, dtype=sd, device=dev)  # unread without dβ
+    x_arg = x.contiguous() if x is not None else torch.zeros((1, N), dtype=x_dtype, device=dev)
+    n_v0, n_beta, n_theta = _grad_sizes(kernels, N, need_v0, need_beta, need_theta)
+    grad_x = torch.empty((T, N), dtype=x_dtype, device=dev)
+    grad_v0 = torch.empty(n_v0, dtype=sd, device=dev)
+    dbeta = torch.empty(n_beta, dtype=sd, device=dev)
+    dtheta = torch.empty(n_theta, dtype=sd, device=dev)
+    impl.backward(gsf, has_gs, gvsf, has_gvs, gvl, None if h is None else h.contiguous(), v0f, x_arg,
+                  beta.contiguous(), omb.contiguous(), theta.contiguous(), S, _config(config), grad_x,
+                  grad_v0, dbeta, need_beta, dtheta)
+    return grad_x, grad_v0, dbeta, dtheta
+
+
+fused_neuron_backward = torch.library.custom_op("snn::fused_neuron_backward", _backward_impl, mutates_args=())
+
+
+@fused_neuron_backward.register_fake
+def _backward_fake(grad_s, grad_vseq, grad_vlast, h, v0, x, beta, omb, theta, launcher, S, config, x_dtype,
+                   T, N, need_v0, need_beta, need_theta):
+    n_v0, n_beta, n_theta = _grad_sizes(_KERNELS[launcher], N, need_v0, need_beta, need_theta)
+    return (beta.new_empty((T, N), dtype=x_dtype), beta.new_empty(n_v0), beta.new_empty(n_beta),
+            beta.new_empty(n_theta))
+
+
+# -- autograd formula of the forward operator --------------------------------------------------
+
+def _setup_context(ctx, inputs, output) -> None:
+    x, v0, beta, omb, theta, launcher, S, config, store_h, record_v = inputs
+    h, v_seq = output[1], output[2]
+    ctx.mark_non_differentiable(h)
+    if not record_v:
+        ctx.mark_non_differentiable(v_seq)
+    ctx.set_materialize_grads(False)
+    kernels = _KERNELS[launcher]
+    need_beta = ctx.needs_input_grad[2]
+    recompute = kernels.recomputes_h
+    keep_x = recompute or (need_beta and int(config[0]) == CHARGE_DECAY_INPUT)  # x feeds dβ only there
+    keep_v0 = recompute or need_beta
+    ctx.save_for_backward(h if store_h else None, v0 if keep_v0 else None, beta, omb, theta,
+                          x if keep_x else None)
+    ctx.args = (launcher, S, config, x.dtype, x.shape[0], x.shape[1])
+    ctx.eager = False  # _EagerFusedNeuron sets it: then the backward skips the operator too
+
+
+def _backward(ctx, gs, gh, gvseq, gvlast):
+    h, v0, beta, omb, theta, x = ctx.saved_tensors
+    launcher, S, config, x_dtype, T, N = ctx.args
+    need_x, need_v0, need_beta, _, need_theta = ctx.needs_input_grad[:5]
+    if gvseq is not None and gvseq.shape[0] != T:  # the empty v_seq of a run without record_v
+        gvseq = None
+    backward = _backward_impl if ctx.eager else fused_neuron_backward
+    grad_x, grad_v0, dbeta, dtheta = backward(
+        gs, gvseq, gvlast, h, v0, x, beta, omb, theta, launcher, S, config, x_dtype, T, N,
+        need_v0, need_beta, need_theta)
+    P = beta.shape[0]
+    gb = dbeta.view(-1, P, S).sum(dim=(0, 2)) if need_beta else None  # per neuron → per parameter
+    gth = dtheta.view(-1, P, S).sum(dim=(0, 2)) if need_theta else None
+    return (grad_x if need_x else None, grad_v0 if need_v0 else None, gb, None, gth,
+            None, None, None, None, None)
+
+
+fused_neuron_forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+class _EagerFusedNeuron(torch.autograd.Function):
+    """The forward operator's implementation and autograd formula without the operator's
+    dispatch, which costs about as much as the kernels of a small layer (~0.1 ms per
+    training step); eager calls take this path, ``torch.compile`` traces the operators."""
+
+    @staticmethod
+    def forward(ctx, *args):  # type: ignore[override]
+        # forward(ctx, ...) rather than a separate setup_context: apply() then skips binding
+        # the arguments with inspect.signature, which alone costs ~0.05 ms per call
+        out = _forward_impl(*args)
+        _setup_context(ctx, args, out)
+        ctx.eager = True
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, *grads):  # type: ignore[override]
+        return _backward(ctx, *grads)
+
+
+# -- the registry entry point ------------------------------------------------------------------
 
 def _uniform(v: Tensor) -> bool:
     """Whether every element of ``v`` is one stored value (stride 0 along every dim of size > 1)."""
@@ -80,120 +262,57 @@ def _inverse(order: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(back)
 
 
-def _meta(p: object) -> Optional[tuple[torch.Size, torch.dtype]]:
-    return (p.shape, p.dtype) if isinstance(p, Tensor) else None
+def _requires_grad(*ts: object) -> bool:
+    return torch.is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in ts)
 
 
-class FusedNeuron(torch.autograd.Function):
-    """Whole-sequence IF/LIF/PLIF forward and BPTT backward in one kernel each.
-
-    ``apply(launcher, cfg, P, S, record_v, order, x, v0, beta, theta)`` with ``beta``/``theta``
-    tensors (0-d or ``[C, 1, ...]``) or Python floats/None; returns ``(spikes, v_last)`` or
-    ``(spikes, v_last, v_seq)``. Gradients flow to ``x``, ``v0``, and tensor ``beta``/``theta``.
-    ``order`` (:func:`snn.cuda.params.memory_order`) is the order in which the kernels walk the
-    dims of ``x``: its memory order for a dense ``x``, so nothing is copied and the outputs and
-    gradients come back in the input's layout (channels-last stays channels-last); ``S`` counts
-    the neurons per channel in that order.
-    """
-
-    @staticmethod
-    def forward(ctx, launcher: Launcher, cfg: KernelConfig, P: int, S: int, record_v: bool,
-                order: tuple[int, ...], x: Tensor, v0: Tensor, beta, theta):  # type: ignore[override]
-        T = x.shape[0]
-        xp = x.permute(order)
-        xf = xp.contiguous().view(T, -1)
-        N = xf.shape[1]
-        sd = launcher.state_dtype(x)
-        dev = x.device
-        b = flat_param(beta, 1.0, P, sd, dev)
-        o = flat_param(None if beta is None else 1.0 - beta, 0.0, P, sd, dev)
-        th = flat_param(theta, 0.0, P, sd, dev)
-        step_order = tuple(d - 1 for d in order[1:])  # the same walk over one step [B, *feature]
-        if launcher.optional_state and _uniform(v0):  # e.g. the rest state, a broadcast view
-            v0f = v0.detach()[(0,) * v0.dim()].reshape(1).to(sd)
-        else:
-            v0f = v0.detach().permute(step_order).reshape(N).to(sd).contiguous()
-        need_grad = any(ctx.needs_input_grad[6:])
-        recompute = launcher.recomputes_h
-        store_h = need_grad and not recompute
-        spikes = torch.empty_like(xf)
-        h = torch.empty((T if store_h else 1, N), dtype=sd, device=dev)
-        v_seq = torch.empty((T if record_v else 1, N), dtype=sd, device=dev)
-        v_last = torch.empty(N, dtype=sd, device=dev)
-        launcher.forward(xf, v0f, b, o, th, S, cfg, spikes, h, store_h, v_seq, record_v, v_last)
-        if need_grad:
-            need_db = ctx.needs_input_grad[8]  # without recomputation, v0 and x only feed dβ
-            keep_x = recompute or (need_db and cfg.charge_mode == 2)  # CHARGE_DECAY_INPUT
-            ctx.save_for_backward(h if store_h else None, v0f if need_db or recompute else None, b, o, th,
-                                  xf if keep_x else None)
-        back, step_back = _inverse(order), _inverse(step_order)
-        ctx.meta = (launcher, cfg, P, S, (order, step_order, back, step_back), xp.shape, x.dtype, v0.dtype,
-                    _meta(beta), _meta(theta))
-        ctx.set_materialize_grads(False)
-        out = (spikes.view(xp.shape).permute(back), v_last.view(xp.shape[1:]).permute(step_back))
-        return out + (v_seq.view(xp.shape).permute(back),) if record_v else out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, gs, gvlast, gvseq=None):  # type: ignore[override]
-        launcher, cfg, P, S, (order, step_order, back, step_back), pshape, xdtype, v0dtype, beta, theta = ctx.meta
-        h, v0f, b, o, th, xf = ctx.saved_tensors
-        T, N = (h if h is not None else xf).shape
-        dev, sd = b.device, b.dtype
-        if v0f is None:  # not read by the kernels without dβ
-            v0f = torch.zeros(1, dtype=sd, device=dev)
-
-        def row(g: Optional[Tensor], dtype: torch.dtype) -> tuple[Tensor, bool]:
-            if g is not None:
-                return g.permute(order).reshape(T, N).to(dtype).contiguous(), True
-            return torch.empty((1, N), dtype=dtype, device=dev), False  # the flag says: never read
-
-        gsf, has_gs = row(gs, xdtype)
-        gvsf, has_gvs = row(gvseq, sd)
-        optional = launcher.optional_state
-        gvl = (torch.zeros(1 if optional else N, dtype=sd, device=dev) if gvlast is None
-               else gvlast.permute(step_order).reshape(N).to(sd).contiguous())
-        need_db = ctx.needs_input_grad[8]
-        x_arg = xf if xf is not None else torch.zeros((1, N), dtype=xdtype, device=dev)
-        grad_x = torch.empty((T, N), dtype=xdtype, device=dev)
-        grad_v0 = torch.empty(N if ctx.needs_input_grad[7] or not optional else 1, dtype=sd, device=dev)
-        dbeta = torch.empty(N if need_db else 1, dtype=sd, device=dev)
-        # a recomputing launcher skips dθ when it is not wanted; the others always write [N]
-        need_dth = ctx.needs_input_grad[9] or not launcher.recomputes_h
-        dtheta = torch.empty(N if need_dth else 1, dtype=sd, device=dev)
-        launcher.backward(gsf, has_gs, gvsf, has_gvs, gvl, h, v0f, x_arg, b, o, th, S, cfg,
-                          grad_x, grad_v0, dbeta, need_db, dtheta)
-        gx = grad_x.view(pshape).permute(back) if ctx.needs_input_grad[6] else None
-        gv0 = grad_v0.view(pshape[1:]).permute(step_back).to(v0dtype) if ctx.needs_input_grad[7] else None
-        gb = _reduce(dbeta, *beta, P, S) if need_db else None
-        gth = _reduce(dtheta, *theta, P, S) if ctx.needs_input_grad[9] else None
-        return None, None, None, None, None, None, gx, gv0, gb, gth
-
-
-def make_run(launcher_factory: Callable[[], Launcher], dtypes: tuple[torch.dtype, ...]
+def make_run(kernels: FusedKernels
              ) -> Callable[[Tensor, Tensor, NeuronSpec, bool], tuple[Tensor, Tensor, Optional[Tensor]]]:
-    """A registry ``run(x, v0, spec, record_v)`` over :class:`FusedNeuron`.
+    """A registry ``run(x, v0, spec, record_v)`` over the fused operators with ``kernels``'
+    launcher; returns ``(spikes, v_last, v_seq or None)``. Gradients flow to ``x``, ``v0`` and
+    tensor ``beta``/``v_threshold`` of ``spec``; outputs and gradients keep ``x``'s layout.
 
-    Inputs the kernels do not cover (a dtype outside ``dtypes``, parameters that are not
+    Inputs the kernels do not cover (a dtype outside ``kernels.dtypes``, parameters that are not
     scalar or per-channel along dim 2, ``T = 0``) run the torch reference instead, with a
-    DEBUG log line.
+    DEBUG log line. Registering a key again replaces its launcher.
     """
-    launcher: list[Launcher] = []
+    _KERNELS[kernels.key] = kernels
+    _LOADED.pop(kernels.key, None)
 
     def run(x: Tensor, v0: Tensor, spec: NeuronSpec, record_v: bool = False
             ) -> tuple[Tensor, Tensor, Optional[Tensor]]:
         order = memory_order(x)
         layout = channel_layout(x, spec.beta, spec.v_threshold, order=order)
-        if x.dtype not in dtypes or layout is None or x.shape[0] == 0 or x[0].numel() == 0:
-            log.debug("fused kernels do not cover dtype=%s shape=%s; running the torch reference",
-                      x.dtype, tuple(x.shape))
+        if x.dtype not in kernels.dtypes or layout is None or x.shape[0] == 0 or x[0].numel() == 0:
+            if not torch.compiler.is_compiling():
+                log.debug("fused kernels do not cover dtype=%s shape=%s; running the torch reference",
+                          x.dtype, tuple(x.shape))
             return multistep(x, v0, spec, record_v)
-        if not launcher:
-            launcher.append(launcher_factory())
         P, S = layout
-        out = FusedNeuron.apply(launcher[0], kernel_config(spec), P, S, record_v, order, x, v0,
-                                spec.beta, spec.v_threshold)
-        return out[0], out[1], (out[2] if record_v else None)
+        T = x.shape[0]
+        xp = x.permute(order)
+        xf = xp.contiguous().view(T, -1)  # free for a dense x: the walk is its memory order
+        N = xf.shape[1]
+        sd, dev = state_dtype(x.dtype), x.device
+        beta = spec.beta
+        b = flat_param(beta, 1.0, P, sd, dev)
+        o = flat_param(None if beta is None else 1.0 - (beta.detach() if isinstance(beta, Tensor) else beta),
+                        0.0, P, sd, dev)
+        th = flat_param(spec.v_threshold, 0.0, P, sd, dev)
+        step_order = tuple(d - 1 for d in order[1:])  # the same walk over one step [B, *feature]
+        if kernels.optional_state and _uniform(v0) and not _requires_grad(v0):  # e.g. a broadcast rest state
+            v0f = v0[(0,) * v0.dim()].reshape(1).to(sd)
+        else:
+            v0f = v0.permute(step_order).reshape(N).to(sd).contiguous()
+        store_h = _requires_grad(x, v0, beta, spec.v_threshold) and not kernels.recomputes_h
+        # the operator for tracers (torch.compile, make_fx: fake or functional tensor subclasses)
+        traced = torch.compiler.is_compiling() or type(xf) is not Tensor
+        forward = fused_neuron_forward if traced else _EagerFusedNeuron.apply
+        spikes, _, v_seq, v_last = forward(xf, v0f, b, o, th, kernels.key, S,
+                                                        _as_list(kernel_config(spec)), store_h, record_v)
+        back = _inverse(order)
+        return (spikes.view(xp.shape).permute(back), v_last.view(xp.shape[1:]).permute(_inverse(step_order)),
+                v_seq.view(xp.shape).permute(back) if record_v else None)
 
     run.supports = supports  # type: ignore[attr-defined]
     return run

@@ -31,19 +31,13 @@ def _supports(spec: NeuronSpec) -> bool:
     return supports(spec)
 
 
-def _lazy_run(module: str, launcher: str, dtypes: tuple[torch.dtype, ...]
-              ) -> Callable[[Tensor, Tensor, NeuronSpec, bool], tuple]:
-    impl: list[Callable] = []
-
-    def run(x: Tensor, v0: Tensor, spec: NeuronSpec, record_v: bool = False) -> tuple:
-        if not impl:
-            from snn.cuda.autograd import make_run
-            impl.append(make_run(getattr(importlib.import_module(module), launcher), dtypes))
-        return impl[0](x, v0, spec, record_v)
-    run.__doc__ = f"Fused multi-step neuron via {module}.{launcher} (see snn.cuda.autograd)."
-    # under torch.compile the kernels run eagerly at a graph break: Dynamo cannot trace into
-    # Numba's or CuPy's dispatchers (it crashes in Numba's first-call compilation)
-    return torch.compiler.disable(run)
+def _fused_run(module: str, launcher: str, dtypes: tuple[torch.dtype, ...], recomputes_h: bool = False,
+               optional_state: bool = False) -> Callable[[Tensor, Tensor, NeuronSpec, bool], tuple]:
+    """The registry ``run`` over the fused operators (:mod:`snn.cuda.autograd`) with
+    ``module.launcher``, which (with Numba or CuPy) loads inside the first operator call."""
+    from snn.cuda.autograd import FusedKernels, make_run
+    return make_run(FusedKernels(key=f"{module}.{launcher}", load=lambda: getattr(importlib.import_module(module), launcher)(),
+                                 dtypes=dtypes, recomputes_h=recomputes_h, optional_state=optional_state))
 
 
 @functools.lru_cache(maxsize=None)
@@ -108,14 +102,14 @@ def register_neuron_backends() -> None:
     """(Re-)register the fused backends; called on import."""
     register_backend(Backend(
         name="numba", device_type="cpu", priority=10, requires="numba", install_hint="pip install numba",
-        run=_lazy_run("snn.cuda.cpu", "CpuLauncher", CPU_DTYPES), supports=_supports, dtypes=CPU_DTYPES))
+        run=_fused_run("snn.cuda.cpu", "CpuLauncher", CPU_DTYPES, recomputes_h=True, optional_state=True), supports=_supports, dtypes=CPU_DTYPES))
     register_backend(Backend(
         name="cupy", device_type="cuda", priority=20, requires="cupy", install_hint=CUDA_INSTALL_HINT,
-        run=_lazy_run("snn.cuda.cupy_gpu", "CupyLauncher", GPU_DTYPES), supports=_supports,
+        run=_fused_run("snn.cuda.cupy_gpu", "CupyLauncher", GPU_DTYPES), supports=_supports,
         available=_cupy_reason, dtypes=GPU_DTYPES))
     register_backend(Backend(
         name="numba", device_type="cuda", priority=10, requires="numba", install_hint=CUDA_INSTALL_HINT,
-        run=_lazy_run("snn.cuda.numba_gpu", "NumbaCudaLauncher", GPU_DTYPES), supports=_supports,
+        run=_fused_run("snn.cuda.numba_gpu", "NumbaCudaLauncher", GPU_DTYPES), supports=_supports,
         available=numba_cuda_reason, dtypes=GPU_DTYPES))
 
 

@@ -258,14 +258,9 @@ def _plan(x: Tensor) -> tuple[bool, int, int]:
 
 class CpuLauncher:
     """:class:`snn.cuda.autograd.Launcher` for CPU tensors (float32 and float64). It recomputes
-    the membranes in the backward pass (``recomputes_h``): the forward stores no ``h``."""
-
-    name = "numba"
-    recomputes_h = True
-    optional_state = True
-
-    def state_dtype(self, x: Tensor) -> torch.dtype:
-        return x.dtype
+    the membranes in the backward pass and takes ``[1]`` state rows (registered with
+    ``recomputes_h`` and ``optional_state``, :class:`snn.cuda.autograd.FusedKernels`): the
+    forward stores no ``h``."""
 
     def forward(self, x: Tensor, v0: Tensor, beta: Tensor, omb: Tensor, theta: Tensor, S: int,
                 cfg: KernelConfig, spikes: Tensor, h: Tensor, store_h: bool, v_seq: Tensor,

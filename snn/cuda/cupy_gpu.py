@@ -72,13 +72,6 @@ def _ptr(t: torch.Tensor) -> np.uint64:
 class CupyLauncher:
     """:class:`snn.cuda.autograd.Launcher` for CUDA tensors (float32, float16, bfloat16)."""
 
-    name = "cupy"
-    recomputes_h = False
-    optional_state = False
-
-    def state_dtype(self, x: Tensor) -> torch.dtype:
-        return torch.float32
-
     def _launch(self, device: torch.device, kernel: str, dtype: torch.dtype, N: int, args: tuple) -> None:
         import cupy
 

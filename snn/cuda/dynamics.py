@@ -19,7 +19,7 @@ Flags enter as 0./1. multipliers, which is exact (products with 0 or 1 are exact
 options are runtime values and one compiled kernel serves every option.
 
 Surrogates are written as ``a·f(b·z)`` with two coefficients per kind precomputed on the
-host from ``alpha`` by :func:`surrogate_coefficients` (also here), ``z = h − θ``.
+host from ``alpha`` by :func:`snn.cuda.params.surrogate_coefficients`, ``z = h − θ``.
 Literal constants are float32 (exact for 0, ½, 1), so float32 kernels never promote to
 float64 and float64 kernels stay float64.
 """
@@ -31,6 +31,9 @@ import numpy as np
 from numba.extending import register_jitable
 
 from snn.cuda.arith import exp, fma, mul_rn
+# the ids and coefficients live with the host-side arguments (numba-free), re-exported here
+from snn.cuda.params import (ATAN, CHARGE_DECAY_INPUT, CHARGE_FMA, CHARGE_MUL_ADD, ERFC, FAST_SIGMOID, GAUSSIAN,
+                             SIGMOID, SURROGATE_KINDS, TRIANGLE, surrogate_coefficients)
 
 __all__ = [
     "ATAN", "SIGMOID", "FAST_SIGMOID", "TRIANGLE", "GAUSSIAN", "ERFC", "SURROGATE_KINDS",
@@ -43,33 +46,6 @@ __all__ = [
 ZERO = np.float32(0.0)
 HALF = np.float32(0.5)
 ONE = np.float32(1.0)
-
-# surrogate kind ids (same numbering in csrc/neuron.cuh)
-ATAN, SIGMOID, FAST_SIGMOID, TRIANGLE, GAUSSIAN, ERFC = 0, 1, 2, 3, 4, 5
-SURROGATE_KINDS = {"atan": ATAN, "sigmoid": SIGMOID, "fast_sigmoid": FAST_SIGMOID,
-                   "triangle": TRIANGLE, "gaussian": GAUSSIAN, "erfc": ERFC}
-
-# charge modes (same numbering in csrc/neuron.cuh)
-CHARGE_FMA, CHARGE_MUL_ADD, CHARGE_DECAY_INPUT = 0, 1, 2
-
-
-def surrogate_coefficients(kind: int, alpha: float) -> tuple[float, float]:
-    """Host side: the coefficients ``(a, b)`` of surrogate ``kind`` (see the ``*_grad``
-    functions) for sharpness ``alpha``, in float64. Raises ``ValueError`` for an unknown kind."""
-    if kind == ATAN:
-        return 0.5 * alpha, 0.5 * math.pi * alpha
-    if kind == SIGMOID:
-        return alpha, alpha
-    if kind == FAST_SIGMOID:
-        return 0.5 * alpha, alpha
-    if kind == TRIANGLE:
-        return alpha, alpha
-    if kind == GAUSSIAN:
-        return alpha / math.sqrt(2.0 * math.pi), alpha
-    if kind == ERFC:
-        return alpha / math.sqrt(math.pi), alpha
-    raise ValueError(f"unknown surrogate kind {kind}")
-
 
 # -- surrogate derivatives σ'(z): a = leading factor, b = scale of z ----------------------
 @register_jitable

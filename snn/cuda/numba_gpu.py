@@ -106,13 +106,6 @@ def _f32(t: torch.Tensor) -> torch.Tensor:
 class NumbaCudaLauncher:
     """:class:`snn.cuda.autograd.Launcher` on CUDA tensors (CPU tensors in the simulator)."""
 
-    name = "numba"
-    recomputes_h = False
-    optional_state = False
-
-    def state_dtype(self, x: Tensor) -> torch.dtype:
-        return torch.float32
-
     def _launch(self, kernel, N: int, device: torch.device, *args) -> None:
         if _SIM:
             arrs = tuple(a.numpy() if isinstance(a, torch.Tensor) else a for a in args)

@@ -2,7 +2,9 @@
 
 Everything that varies between neuron options is a runtime value here (ids, 0./1. flags,
 coefficients), never a compile-time specialisation, so one compiled kernel per dtype
-covers every model × reset × surrogate combination.
+covers every model × reset × surrogate combination. The ids of the surrogate kinds and charge
+modes are defined here, with the coefficients of each kind; the kernels' twin definitions read
+them (:mod:`snn.cuda.dynamics`, ``csrc/neuron.cuh``). Nothing here imports Numba or CuPy.
 """
 from __future__ import annotations
 
@@ -14,14 +16,42 @@ import torch
 from torch import Tensor
 
 from snn import surrogate as sg
-from snn.cuda import dynamics as dyn
 from snn.neurons.functional import NeuronSpec
 
-__all__ = ["KernelConfig", "supports", "kernel_config", "flat_param", "channel_layout", "memory_order"]
+__all__ = ["ATAN", "SIGMOID", "FAST_SIGMOID", "TRIANGLE", "GAUSSIAN", "ERFC", "SURROGATE_KINDS",
+           "CHARGE_FMA", "CHARGE_MUL_ADD", "CHARGE_DECAY_INPUT", "surrogate_coefficients", "KernelConfig",
+           "supports", "kernel_config", "flat_param", "channel_layout", "memory_order"]
+
+# surrogate kind ids (same numbering in csrc/neuron.cuh)
+ATAN, SIGMOID, FAST_SIGMOID, TRIANGLE, GAUSSIAN, ERFC = 0, 1, 2, 3, 4, 5
+SURROGATE_KINDS = {"atan": ATAN, "sigmoid": SIGMOID, "fast_sigmoid": FAST_SIGMOID,
+                   "triangle": TRIANGLE, "gaussian": GAUSSIAN, "erfc": ERFC}
+
+# charge modes (same numbering in csrc/neuron.cuh)
+CHARGE_FMA, CHARGE_MUL_ADD, CHARGE_DECAY_INPUT = 0, 1, 2
+
+
+def surrogate_coefficients(kind: int, alpha: float) -> tuple[float, float]:
+    """The coefficients ``(a, b)`` of surrogate ``kind`` (see the ``*_grad`` functions of
+    :mod:`snn.cuda.dynamics`) for sharpness ``alpha``, in float64. Raises ``ValueError`` for an unknown kind."""
+    if kind == ATAN:
+        return 0.5 * alpha, 0.5 * math.pi * alpha
+    if kind == SIGMOID:
+        return alpha, alpha
+    if kind == FAST_SIGMOID:
+        return 0.5 * alpha, alpha
+    if kind == TRIANGLE:
+        return alpha, alpha
+    if kind == GAUSSIAN:
+        return alpha / math.sqrt(2.0 * math.pi), alpha
+    if kind == ERFC:
+        return alpha / math.sqrt(math.pi), alpha
+    raise ValueError(f"unknown surrogate kind {kind}")
+
 
 # exact classes only: a user subclass may override grad(), which no kernel knows about
-_KIND_OF_CLASS = {sg.ATan: dyn.ATAN, sg.Sigmoid: dyn.SIGMOID, sg.FastSigmoid: dyn.FAST_SIGMOID,
-                  sg.Triangle: dyn.TRIANGLE, sg.Gaussian: dyn.GAUSSIAN, sg.Erfc: dyn.ERFC}
+_KIND_OF_CLASS = {sg.ATan: ATAN, sg.Sigmoid: SIGMOID, sg.FastSigmoid: FAST_SIGMOID,
+                  sg.Triangle: TRIANGLE, sg.Gaussian: GAUSSIAN, sg.Erfc: ERFC}
 
 
 @dataclass(frozen=True)
@@ -29,12 +59,12 @@ class KernelConfig:
     """Scalar kernel arguments of one neuron configuration.
 
     Attributes:
-        charge_mode: ``dynamics.CHARGE_*`` id.
+        charge_mode: ``CHARGE_*`` id.
         hard: 1. for hard reset, 0. for soft.
         v_reset: hard-reset value (0. for soft reset; unused there).
         keep_reset: 0. under ``detach_reset`` else 1.
-        kind: surrogate id (``dynamics.SURROGATE_KINDS``).
-        sa, sb: surrogate coefficients (:func:`dynamics.surrogate_coefficients`).
+        kind: surrogate id (``SURROGATE_KINDS``).
+        sa, sb: surrogate coefficients (:func:`surrogate_coefficients`).
     """
 
     charge_mode: int
@@ -65,15 +95,15 @@ def supports(spec: NeuronSpec) -> bool:
 def kernel_config(spec: NeuronSpec) -> KernelConfig:
     """The scalar kernel arguments for ``spec`` (assumes :func:`supports`)."""
     kind = _KIND_OF_CLASS[type(spec.surrogate)]
-    sa, sb = dyn.surrogate_coefficients(kind, float(spec.surrogate.alpha))
+    sa, sb = surrogate_coefficients(kind, float(spec.surrogate.alpha))
     if spec.beta is None:
-        mode = dyn.CHARGE_FMA  # IF: fma(1, v, x) == v + x exactly
+        mode = CHARGE_FMA  # IF: fma(1, v, x) == v + x exactly
     elif spec.decay_input:
-        mode = dyn.CHARGE_DECAY_INPUT
+        mode = CHARGE_DECAY_INPUT
     elif isinstance(spec.beta, Tensor):
-        mode = dyn.CHARGE_FMA
+        mode = CHARGE_FMA
     else:
-        mode = dyn.CHARGE_MUL_ADD
+        mode = CHARGE_MUL_ADD
     hard = spec.v_reset is not None
     return KernelConfig(charge_mode=mode, hard=1.0 if hard else 0.0,
                         v_reset=float(spec.v_reset) if hard else 0.0,
@@ -98,7 +128,7 @@ def channel_layout(x: Tensor, *params: object, order: Optional[tuple[int, ...]] 
     if x.dim() < 3:
         return P, 1
     order = order or tuple(range(x.dim()))
-    return P, math.prod(x.shape[d] for d in order[order.index(2) + 1:])
+    return P, math.prod([x.shape[d] for d in order[order.index(2) + 1:]])  # a list: Dynamo traces it
 
 
 def memory_order(x: Tensor) -> tuple[int, ...]:
@@ -115,10 +145,11 @@ def memory_order(x: Tensor) -> tuple[int, ...]:
 
 def flat_param(p: Optional[Tensor | float], default: float, P: int, dtype: torch.dtype,
                device: torch.device) -> Tensor:
-    """A parameter as a contiguous ``[P]`` vector in the kernel's ``dtype`` (detached)."""
+    """A parameter (``None`` means ``default``) as a contiguous ``[P]`` vector in the kernel's
+    ``dtype``; a tensor keeps its autograd history, so a ``[P]`` gradient flows back to it."""
     if p is None:
-        return torch.full((P,), default, dtype=dtype, device=device)
+        p = default
     if not isinstance(p, Tensor):
         return torch.full((P,), float(p), dtype=dtype, device=device)
-    q = p.detach().reshape(-1).to(device=device, dtype=dtype)
+    q = p.reshape(-1).to(device=device, dtype=dtype)
     return q.expand(P).contiguous() if q.numel() == 1 else q.contiguous()

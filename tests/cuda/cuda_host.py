@@ -106,8 +106,6 @@ def check_arguments(name: str, sig: list[tuple[str, int]], args: tuple) -> None:
 class HostCupyLauncher(CupyLauncher):
     """:class:`CupyLauncher` whose launches run the CUDA C kernels on the host, on CPU tensors."""
 
-    name = "cupy-host"
-
     def __init__(self, dll: ctypes.CDLL):
         self.dll = dll
         self._kernels: dict[str, tuple[int, list[tuple[str, int]]]] = {}  # name -> (index, signature)

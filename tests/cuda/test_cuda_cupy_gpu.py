@@ -91,8 +91,8 @@ def _host_dll():
 
 @functools.lru_cache(maxsize=None)
 def _host_run():
-    from snn.cuda.autograd import make_run
-    return make_run(lambda: cuda_host.HostCupyLauncher(_host_dll()), GPU_DTYPES)
+    from snn.cuda.autograd import FusedKernels, make_run
+    return make_run(FusedKernels("tests.host-cupy", lambda: cuda_host.HostCupyLauncher(_host_dll()), GPU_DTYPES))
 
 
 @host_only

@@ -46,9 +46,9 @@ def test_simulator_parity_in_subprocess():
 
 
 def _sim_run():
-    from snn.cuda.autograd import make_run
+    from snn.cuda.autograd import FusedKernels, make_run
     from snn.cuda.numba_gpu import NumbaCudaLauncher
-    return make_run(NumbaCudaLauncher, (torch.float32,))
+    return make_run(FusedKernels("tests.numba-cudasim", NumbaCudaLauncher, (torch.float32,)))
 
 
 sim_only = pytest.mark.skipif(not SIM, reason="runs under NUMBA_ENABLE_CUDASIM=1 "

@@ -60,4 +60,9 @@ def test_flat_param():
                        torch.full((2,), 0.25, dtype=torch.float64))
     p = torch.arange(3.0).view(3, 1, 1).requires_grad_()
     q = flat_param(p, 0.0, 3, torch.float32, torch.device("cpu"))
-    assert q.shape == (3,) and not q.requires_grad and q.is_contiguous()
+    assert q.shape == (3,) and q.requires_grad and q.is_contiguous()
+    q.backward(torch.tensor([1.0, 2.0, 3.0]))  # the [P] gradient reaches the [C, 1, 1] parameter
+    assert torch.equal(p.grad, torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1))
+    s = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    flat_param(s, 0.0, 4, torch.float32, torch.device("cpu")).sum().backward()  # a scalar, expanded
+    assert s.grad.dtype == torch.float64 and s.grad.item() == 4.0
