@@ -28,7 +28,8 @@ from typing import Callable, Optional, Protocol
 import torch
 from torch import Tensor
 
-from snn.cuda.params import CHARGE_DECAY_INPUT, KernelConfig, channel_layout, flat_param, kernel_config, memory_order, supports
+from snn.cuda.params import (CHARGE_DECAY_INPUT, KernelConfig, channel_layout, flat_param, kernel_config,
+                             memory_order, supports)
 from snn.neurons.functional import NeuronSpec, multistep
 
 __all__ = ["Launcher", "FusedKernels", "make_run", "state_dtype"]

@@ -1,7 +1,8 @@
 """Registration of the fused neuron backends with :mod:`snn.neurons.backends`.
 
 Importing this module registers ``"numba"`` (CPU), ``"numba"`` (CUDA) and ``"cupy"``
-(CUDA). It imports neither Numba nor CuPy: kernels, and the packages they need, load on
+(CUDA), and defines their operators (:mod:`snn.cuda.autograd`). It imports neither Numba nor
+CuPy: kernels, and the packages they need, load on
 the first forward that uses them, and the availability checks run once per process.
 """
 from __future__ import annotations
@@ -36,8 +37,9 @@ def _fused_run(module: str, launcher: str, dtypes: tuple[torch.dtype, ...], reco
     """The registry ``run`` over the fused operators (:mod:`snn.cuda.autograd`) with
     ``module.launcher``, which (with Numba or CuPy) loads inside the first operator call."""
     from snn.cuda.autograd import FusedKernels, make_run
-    return make_run(FusedKernels(key=f"{module}.{launcher}", load=lambda: getattr(importlib.import_module(module), launcher)(),
-                                 dtypes=dtypes, recomputes_h=recomputes_h, optional_state=optional_state))
+    return make_run(FusedKernels(key=f"{module}.{launcher}", dtypes=dtypes, recomputes_h=recomputes_h,
+                                 optional_state=optional_state,
+                                 load=lambda: getattr(importlib.import_module(module), launcher)()))
 
 
 @functools.lru_cache(maxsize=None)
@@ -102,7 +104,8 @@ def register_neuron_backends() -> None:
     """(Re-)register the fused backends; called on import."""
     register_backend(Backend(
         name="numba", device_type="cpu", priority=10, requires="numba", install_hint="pip install numba",
-        run=_fused_run("snn.cuda.cpu", "CpuLauncher", CPU_DTYPES, recomputes_h=True, optional_state=True), supports=_supports, dtypes=CPU_DTYPES))
+        run=_fused_run("snn.cuda.cpu", "CpuLauncher", CPU_DTYPES, recomputes_h=True, optional_state=True),
+        supports=_supports, dtypes=CPU_DTYPES))
     register_backend(Backend(
         name="cupy", device_type="cuda", priority=20, requires="cupy", install_hint=CUDA_INSTALL_HINT,
         run=_fused_run("snn.cuda.cupy_gpu", "CupyLauncher", GPU_DTYPES), supports=_supports,
