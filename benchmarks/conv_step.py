@@ -9,7 +9,9 @@ ones, all interleaved step by step so that machine drift hits them alike:
 * ``torch`` — every neuron layer on the pure-PyTorch reference backend;
 * ``numba`` — every neuron layer on the fused Numba kernels (what ``backend="auto"`` picks on CPU);
 * ``free-neurons`` — every neuron layer replaced by a Heaviside with a straight-through
-  gradient (two elementwise operations): a lower bound for any neuron implementation.
+  gradient (two elementwise operations): a lower bound for any neuron implementation;
+* with ``--compile`` also ``torch+compile`` and ``numba+compile``: the model under
+  ``torch.compile(fullgraph=True)`` (the fused kernels are custom operators inside the graph).
 
 ``torch / free-neurons`` is the largest per-step speed-up that faster neuron kernels can give
 this network on this machine. A profile of one ``numba`` step splits it into convolution,
@@ -39,12 +41,13 @@ for _p in (REPO, REPO / "benchmarks"):
         sys.path.insert(0, str(_p))
 
 NEURONS = ("torch", "numba", "free-neurons")
+COMPILED = ("torch+compile", "numba+compile")
 LAYOUTS = ("channels_last", "row_major")
 #: profiler op names (prefixes) of each part of the step; the rest is "other"
 PARTS = {"convolution": ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::_convolution"),
          "batch norm": ("aten::native_batch_norm", "aten::batch_norm"),
          "max pooling": ("aten::max_pool2d",),
-         "neuron kernels": ("FusedNeuron",)}
+         "neuron kernels": ("FusedNeuron", "snn::fused_neuron")}
 
 
 def _free(x: torch.Tensor) -> torch.Tensor:
@@ -58,16 +61,18 @@ def make_step(variant: str, x: torch.Tensor, y: torch.Tensor, channels_last: boo
     from snn.neurons.base import BaseNeuron
 
     torch.manual_seed(0)
-    model = build_model("conv", backend="numba" if variant == "numba" else "torch", channels_last=channels_last)
-    if variant == "free-neurons":
+    neurons, _, compiled = variant.partition("+")
+    model = build_model("conv", backend="numba" if neurons == "numba" else "torch", channels_last=channels_last)
+    if neurons == "free-neurons":
         for m in model.modules():
             if isinstance(m, BaseNeuron):
                 m.forward = _free  # type: ignore[method-assign]
     opt = torch.optim.Adam(model.parameters(), 1e-3)
+    forward = torch.compile(model, fullgraph=True) if compiled else model
 
     def step() -> None:
         snn.reset(model)
-        loss = torch.nn.functional.cross_entropy(model(x).mean(0), y)
+        loss = torch.nn.functional.cross_entropy(forward(x).mean(0), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -87,11 +92,12 @@ def breakdown(step: Callable[[], None], steps: int = 3) -> dict[str, float]:
     return parts
 
 
-def run(T: int, batch: int, steps: int, warmup: int) -> dict:
+def run(T: int, batch: int, steps: int, warmup: int, compiled: bool = False) -> dict:
     gen = torch.Generator().manual_seed(0)
     x = (torch.rand(T, batch, 2, 34, 34, generator=gen) < 0.05).float()
     y = torch.randint(0, 10, (batch,), generator=gen)
-    fns = {f"{v} {lay}": make_step(v, x, y, lay == "channels_last") for lay in LAYOUTS for v in NEURONS}
+    variants = NEURONS + (COMPILED if compiled else ())
+    fns = {f"{v} {lay}": make_step(v, x, y, lay == "channels_last") for lay in LAYOUTS for v in variants}
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -122,8 +128,10 @@ def write(report: dict, out: Path) -> None:
              f"({report['numba_threading_layer']}); malloc: {report.get('malloc', 'default')}.", "",
              "| neuron layers | activations | step ms | vs torch, same layout | vs torch, row-major |",
              "|---|---|---|---|---|"]
-    for v in NEURONS:
+    for v in NEURONS + COMPILED:
         for lay in LAYOUTS:
+            if f"{v} {lay}" not in m:
+                continue
             ms = m[f"{v} {lay}"]
             lines.append(f"| {v} | {lay} | {ms:.1f} | {m[f'torch {lay}'] / ms:.2f}× | {m['torch row_major'] / ms:.2f}× |")
     b = report["amdahl_bound_vs_torch"]
@@ -142,6 +150,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=12, help="timed steps per variant")
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--compile", action="store_true", help="also time the model under torch.compile")
     p.add_argument("--steady-malloc", action="store_true",
                    help="keep freed memory in the process (glibc), as benchmarks/neurons.py does")
     args = p.parse_args(argv)
@@ -151,7 +160,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         if not steady_malloc():
             p.error("--steady-malloc needs glibc's mallopt")
         malloc = "steady (glibc: no mmap, no trim)"
-    report = run(args.T, args.batch, args.steps, args.warmup)
+    report = run(args.T, args.batch, args.steps, args.warmup, args.compile)
     report["malloc"] = malloc
     write(report, args.out)
     print((args.out / "conv_step.md").read_text())

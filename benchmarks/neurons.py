@@ -80,13 +80,16 @@ def _snn(backend: str) -> Callable[[str], Layer]:
     return make
 
 
-def _snn_compiled(device: str) -> Layer:
-    """The torch reference under ``torch.compile`` (the whole time loop in one graph)."""
-    # every size and grad mode compiles BaseNeuron.forward anew; the default limit of 8
-    # recompilations per code object would end the run (the same limit holds for every
-    # compiled implementation here)
-    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-    return torch.compile(_snn("torch")(device), fullgraph=True)
+def _snn_compiled(backend: str) -> Callable[[str], Layer]:
+    """A layer under ``torch.compile(fullgraph=True)``: ``"torch"`` compiles the whole time loop
+    into one graph, a fused backend its custom operators (the kernels, unchanged) and the glue."""
+    def make(device: str) -> Layer:
+        # every size and grad mode compiles BaseNeuron.forward anew; the default limit of 8
+        # recompilations per code object would end the run (the same limit holds for every
+        # compiled implementation here)
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        return torch.compile(_snn(backend)(device), fullgraph=True)
+    return make
 
 
 def _snn_kernel(device: str) -> Layer:
@@ -181,7 +184,8 @@ IMPLS: dict[str, tuple[Callable[[str], Layer], tuple[str, ...], Optional[str]]] 
     # name: (factory, devices, package needed)
     "snn-torch": (_snn("torch"), ("cpu", "cuda"), None),
     "snn-numba": (_snn("numba"), ("cpu", "cuda"), "numba"),
-    "snn-torch+compile": (_snn_compiled, ("cpu", "cuda"), None),
+    "snn-torch+compile": (_snn_compiled("torch"), ("cpu", "cuda"), None),
+    "snn-numba+compile": (_snn_compiled("numba"), ("cpu", "cuda"), "numba"),
     "snn-cupy": (_snn("cupy"), ("cuda",), "cupy"),
     "snn-auto-kernel": (_snn_kernel, ("cpu", "cuda"), None),
     "torch-loop": (_torch_loop, ("cpu", "cuda"), None),

@@ -206,7 +206,7 @@ def _setup_context(ctx, inputs, output) -> None:
     ctx.save_for_backward(h if store_h else None, v0 if keep_v0 else None, beta, omb, theta,
                           x if keep_x else None)
     ctx.args = (launcher, S, config, x.dtype, x.shape[0], x.shape[1])
-    ctx.eager = False  # _EagerFusedNeuron sets it: then the backward skips the operator too
+    ctx.eager = False  # FusedNeuron sets it: then the backward skips the operator too
 
 
 def _backward(ctx, gs, gh, gvseq, gvlast):
@@ -229,7 +229,7 @@ def _backward(ctx, gs, gh, gvseq, gvlast):
 fused_neuron_forward.register_autograd(_backward, setup_context=_setup_context)
 
 
-class _EagerFusedNeuron(torch.autograd.Function):
+class FusedNeuron(torch.autograd.Function):
     """The forward operator's implementation and autograd formula without the operator's
     dispatch, which costs about as much as the kernels of a small layer (~0.1 ms per
     training step); eager calls take this path, ``torch.compile`` traces the operators."""
@@ -308,7 +308,7 @@ def make_run(kernels: FusedKernels
         store_h = _requires_grad(x, v0, beta, spec.v_threshold) and not kernels.recomputes_h
         # the operator for tracers (torch.compile, make_fx: fake or functional tensor subclasses)
         traced = torch.compiler.is_compiling() or type(xf) is not Tensor
-        forward = fused_neuron_forward if traced else _EagerFusedNeuron.apply
+        forward = fused_neuron_forward if traced else FusedNeuron.apply
         spikes, _, v_seq, v_last = forward(xf, v0f, b, o, th, kernels.key, S,
                                                         _as_list(kernel_config(spec)), store_h, record_v)
         back = _inverse(order)
