@@ -1,13 +1,21 @@
-"""One ``torch.autograd.Function`` for the fused delay kernels; backends differ only in the
+"""The fused delay kernels as two PyTorch custom operators; backends differ only in the
 :class:`DelayLauncher` that runs the two kernels on the blocked layout (:mod:`snn.delays.layout`).
+
+``snn::fused_delay_forward`` and ``snn::fused_delay_backward`` (``torch.library.custom_op``)
+take tensors and plain scalars and name their launcher by a string key
+(:func:`register_delay_launcher`; the launcher, with Numba, loads inside the first operator
+call that needs it), so ``torch.compile`` (``fullgraph=True`` included) treats each as one
+opaque node. The forward operator's autograd formula is the backward operator. Eager calls
+run the same implementation and formula through a plain ``torch.autograd.Function``, without
+the operator's dispatch (:func:`fused_delay_conv`).
 
 Forward: ``y[t, b, o] = Σ_i Σ_u v[o, i, u] · x̃[t − start[o, i] − u, b, i]`` with ``x̃`` the input
 preceded by ``D`` timesteps of history (zeros when none). Saved for backward: references to
 the input and history, the starts, the tap values only when an input gradient is wanted, and
-(for inert zeros) each synapse's non-zero window — never a dense kernel, and no copy of the
-input (its blocked layout is rebuilt chunk by chunk in the backward pass). Without an input
-gradient, the output gradient is converted a group of rows at a time
-(:meth:`DelayLauncher.gradient_rows`).
+(for inert zeros, when the tap gradient is wanted) each synapse's non-zero window — never a
+dense kernel, and no copy of the input (its blocked layout is rebuilt chunk by chunk in the
+backward pass). Without an input gradient, the output gradient is converted a group of rows
+at a time (:meth:`DelayLauncher.gradient_rows`).
 
 Backward (exact):
 
@@ -17,13 +25,13 @@ Backward (exact):
 """
 from __future__ import annotations
 
-from typing import Optional, Protocol
+from typing import Callable, Optional, Protocol
 
 import torch
 from torch import Tensor
 
-
-__all__ = ["DelayLauncher", "FusedDelayConv", "fused_delay_conv", "nonzero_window"]
+__all__ = ["DelayLauncher", "register_delay_launcher", "fused_delay_conv", "fused_delay_forward",
+           "fused_delay_backward", "nonzero_window"]
 
 
 class DelayLauncher(Protocol):
@@ -61,6 +69,27 @@ class DelayLauncher(Protocol):
         ``window[r, s, 0] ≤ u < window[r, s, 1]`` (int16 ``[R, S, 2]``, or None: all) at 0."""
 
 
+_LOADERS: dict[str, Callable[[], DelayLauncher]] = {}
+_LOADED: dict[str, DelayLauncher] = {}
+
+_INT16_MAX = 32767  # torch.iinfo(torch.int16).max: the widest window nonzero_window describes
+
+
+def register_delay_launcher(key: str, load: Callable[[], DelayLauncher]) -> None:
+    """Name a launcher ``key`` for the operators; ``load()`` makes it, once, inside the first
+    operator call that uses it (so neither registering nor tracing imports Numba). Registering
+    a key again replaces its launcher."""
+    _LOADERS[key] = load
+    _LOADED.pop(key, None)
+
+
+def _launcher(key: str) -> DelayLauncher:
+    impl = _LOADED.get(key)
+    if impl is None:
+        impl = _LOADED[key] = _LOADERS[key]()
+    return impl
+
+
 def _chunks(B: int, size: int):
     return ((b0, min(B, b0 + size)) for b0 in range(0, B, size))
 
@@ -74,7 +103,7 @@ def offsets(steps: Tensor, Bc: int, rows: int) -> Tensor:
 
 def nonzero_window(v: Tensor) -> Tensor:
     """int16 ``[R, S, 2]``: each synapse's first and one-past-last non-zero tap of ``v [R, S, W]``
-    (``0, W`` when all its taps are zero); ``W`` must fit in int16 (see :class:`FusedDelayConv`)."""
+    (``0, W`` when all its taps are zero); ``W`` must fit in int16 (at most 32767)."""
     W = v.shape[-1]
     nz = (v != 0).to(torch.int16)
     live = nz.amax(-1) > 0
@@ -83,89 +112,175 @@ def nonzero_window(v: Tensor) -> Tensor:
     return torch.stack([lo, hi], -1).to(torch.int16)
 
 
-class FusedDelayConv(torch.autograd.Function):
-    """``apply(launcher, max_delay, x, history, values, start, inert_zeros=False) → y``.
+# -- forward operator --------------------------------------------------------------------------
 
-    ``x [T, B, N_in]``, ``history [D, B, N_in]`` or None, ``values [N_out, N_in, W]``,
-    ``start [N_out, N_in]`` int64 → ``y [T, B, N_out]``. Gradients flow to ``x``, ``history``
-    and ``values``. The batch is processed in chunks (``launcher.chunk``): only one chunk of
-    the blocked input (or output gradient) exists at a time, and nothing but ``x`` itself,
-    the taps and the starts is kept for the backward pass. ``inert_zeros`` as
-    :attr:`snn.delays.taps.Taps.inert_zeros`.
-    """
+def _forward_impl(x: Tensor, history: Optional[Tensor], values: Tensor, start: Tensor, launcher: str,
+                  max_delay: int, window: bool) -> tuple[Tensor, Tensor]:
+    """``(y [T, B, N_out] in x's dtype, window)``; ``window`` is :func:`nonzero_window` of the
+    taps (int16 ``[N_out, N_in, 2]``) when asked for, else an empty int16 ``[0, N_in, 2]``.
+    The batch is processed in chunks (``launcher.chunk``): one blocked input buffer is reused."""
+    impl = _launcher(launcher)
+    D = max_delay
+    T, B, _ = x.shape
+    O, I, _ = values.shape
+    Bc, chunk = impl.block(B), impl.chunk(B)
+    v = values.detach().to(x.dtype).contiguous()
+    base = offsets(D - start, Bc, D + T)
+    out = x.new_empty(T, B, O)
+    src = None  # one blocked buffer for all chunks
+    for b0, b1 in _chunks(B, chunk):
+        src = impl.to_blocks(x[:, b0:b1], Bc, front=D, history=None if history is None else history[:, b0:b1],
+                             out=src)
+        impl.accumulate(src, v, base, -Bc, Bc, b0, out)
+    win = impl.window(v) if window else x.new_empty((0, I, 2), dtype=torch.int16)
+    return out, win
+
+
+fused_delay_forward = torch.library.custom_op("snn::fused_delay_forward", _forward_impl, mutates_args=())
+
+
+@fused_delay_forward.register_fake
+def _forward_fake(x, history, values, start, launcher, max_delay, window):
+    T, B, _ = x.shape
+    O, I, _ = values.shape
+    return x.new_empty(T, B, O), x.new_empty((O if window else 0, I, 2), dtype=torch.int16)
+
+
+# -- backward operator -------------------------------------------------------------------------
+
+def _backward_impl(gy: Tensor, x: Tensor, history: Optional[Tensor], values: Optional[Tensor], start: Tensor,
+                   window: Optional[Tensor], launcher: str, max_delay: int, width: int, need_x: bool,
+                   need_h: bool, need_v: bool) -> tuple[Tensor, Tensor]:
+    """``(grad_seq, grad_values)`` in ``x``'s dtype for the output gradient ``gy [T, B, N_out]``.
+
+    ``grad_seq`` is ``[F + T, B, N_in]``, the gradient of the history (``F = D`` rows, only when
+    ``need_h``; else ``F = 0``) followed by that of ``x``, when ``need_x`` or ``need_h`` (which
+    need ``values``), else empty ``[0, B, N_in]``. ``grad_values`` is ``[N_out, N_in, width]``
+    when ``need_v``, else empty ``[0, N_in, width]``; given a ``window`` (int16
+    ``[N_out, N_in, 2]``), its taps outside each synapse's window may be left at 0.
+    ``history`` (``[D, B, N_in]`` or None) and ``window`` are read only for the tap gradient."""
+    impl = _launcher(launcher)
+    D = max_delay
+    T, B, I = x.shape
+    O = start.shape[0]
+    Bc, chunk = impl.block(B), impl.chunk(B)
+    gy = gy.to(x.dtype)
+    need_seq = need_x or need_h
+    front = D if need_h else 0
+    gseq = x.new_empty(T + front if need_seq else 0, B, I)
+    base = offsets(D - start, Bc, D + T) if need_v else None
+    gvals = x.new_empty(O if need_v else 0, I, width)
+    if need_seq:
+        assert values is not None, "the input gradient needs the tap values"
+        # v transposed to [N_in, N_out, W] (contiguous), in x's dtype: one copy
+        vt = x.new_empty(I, O, width).copy_(values.detach().transpose(0, 1))
+        base_t = offsets(start.t(), Bc, D + T + front)
+    # without an input gradient the output gradient is only correlated with the input, a
+    # group of output rows at a time (less memory than all of them)
+    rows = O if need_seq else max(1, min(O, impl.gradient_rows(O, T * Bc, x.element_size())))
+    g = src = None  # blocked buffers reused by all chunks
+    for k, (b0, b1) in enumerate(_chunks(B, chunk)):
+        if need_v:
+            src = impl.to_blocks(x[:, b0:b1], Bc, front=D, history=None if history is None else history[:, b0:b1],
+                                 out=src)
+        if need_seq:
+            g = impl.to_blocks(gy[:, b0:b1], Bc, front=front, back=D, out=g)
+            impl.accumulate(g, vt, base_t, Bc, Bc, b0, gseq)
+            if need_v:
+                impl.correlate(src, g, front * Bc, T * Bc, base, -Bc, gvals, k > 0, window)
+            continue
+        if not need_v:
+            break
+        for r0 in range(0, O, rows):
+            r1 = min(O, r0 + rows)
+            part = impl.to_blocks(gy[:, b0:b1, r0:r1], Bc, out=None if g is None else g[:, :r1 - r0])
+            g = part if g is None else g
+            impl.correlate(src, part, 0, T * Bc, base[r0:r1], -Bc, gvals[r0:r1], k > 0,
+                           None if window is None else window[r0:r1])
+    return gseq, gvals
+
+
+fused_delay_backward = torch.library.custom_op("snn::fused_delay_backward", _backward_impl, mutates_args=())
+
+
+@fused_delay_backward.register_fake
+def _backward_fake(gy, x, history, values, start, window, launcher, max_delay, width, need_x, need_h, need_v):
+    T, B, I = x.shape
+    front = max_delay if need_h else 0
+    return (x.new_empty(T + front if need_x or need_h else 0, B, I),
+            x.new_empty(start.shape[0] if need_v else 0, I, width))
+
+
+# -- autograd formula of the forward operator --------------------------------------------------
+
+def _setup_context(ctx, inputs, output) -> None:
+    x, history, values, start, launcher, max_delay, window = inputs
+    ctx.mark_non_differentiable(output[1])
+    ctx.set_materialize_grads(False)
+    need_seq = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+    # the tap values are needed again only for the input gradient
+    ctx.save_for_backward(x, history, values if need_seq else None, start, output[1] if window else None)
+    ctx.args = (launcher, max_delay, values.shape[2], values.dtype)
+    ctx.eager = False  # _EagerFusedDelay sets it: then the backward skips the operator too
+
+
+def _backward(ctx, gy: Optional[Tensor], _gwin: Optional[Tensor] = None):
+    need_x, need_h, need_v = ctx.needs_input_grad[:3]
+    if gy is None or not (need_x or need_h or need_v):
+        return None, None, None, None, None, None, None
+    x, history, values, start, window = ctx.saved_tensors
+    launcher, D, W, vdtype = ctx.args
+    backward = _backward_impl if ctx.eager else fused_delay_backward
+    gseq, gv = backward(gy, x, history, values, start, window, launcher, D, W, need_x, need_h, need_v)
+    front = D if need_h else 0
+    return (gseq[front:] if need_x else None, gseq[:front] if need_h else None,
+            gv.to(vdtype) if need_v else None, None, None, None, None)
+
+
+fused_delay_forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+class _EagerFusedDelay(torch.autograd.Function):
+    """The forward operator's implementation and autograd formula without the operator's
+    dispatch (~0.1 ms per call, as much as a small layer's kernels); eager calls take this
+    path, ``torch.compile`` traces the operators."""
 
     @staticmethod
-    def forward(ctx, launcher: DelayLauncher, D: int, x: Tensor, history: Optional[Tensor],
-                values: Tensor, start: Tensor, inert_zeros: bool = False) -> Tensor:  # type: ignore[override]
-        T, B, _ = x.shape
-        O = values.shape[0]
-        Bc, chunk = launcher.block(B), launcher.chunk(B)
-        v = values.detach().to(x.dtype).contiguous()
-        xd = x.detach()
-        hd = None if history is None else history.detach()
-        need_seq, need_v = ctx.needs_input_grad[2] or ctx.needs_input_grad[3], ctx.needs_input_grad[4]
-        # inert zeros: the taps outside a synapse's first … last non-zero tap get no gradient
-        # (a synapse whose taps are all zero keeps them all: its weight gradient is not zero)
-        # (windows wider than int16 holds, a D over 32766 steps, simply compute every tap)
-        window = launcher.window(v) if need_v and inert_zeros and v.shape[-1] <= torch.iinfo(torch.int16).max \
-            else None
-        base = offsets(D - start, Bc, D + T)
-        out = x.new_empty(T, B, O)
-        src = None  # one blocked buffer for all chunks
-        for b0, b1 in _chunks(B, chunk):
-            src = launcher.to_blocks(xd[:, b0:b1], Bc, front=D, history=None if hd is None else hd[:, b0:b1], out=src)
-            launcher.accumulate(src, v, base, -Bc, Bc, b0, out)
-        # the tap values are needed again only for the input gradient
-        ctx.save_for_backward(xd, hd, v if need_seq else None, start, window)
-        ctx.meta = (launcher, D, values.dtype, tuple(v.shape))
-        ctx.set_materialize_grads(False)
+    def forward(ctx, *args):  # type: ignore[override]
+        # forward(ctx, ...) rather than a separate setup_context: apply() then skips binding
+        # the arguments with inspect.signature
+        out = _forward_impl(*args)
+        _setup_context(ctx, args, out)
+        ctx.eager = True
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, gy: Optional[Tensor]):  # type: ignore[override]
-        launcher, D, vdtype, vshape = ctx.meta
-        need_x, need_h, need_v = ctx.needs_input_grad[2], ctx.needs_input_grad[3], ctx.needs_input_grad[4]
-        if gy is None or not (need_x or need_h or need_v):
-            return None, None, None, None, None, None, None
-        x, h, v, start, window = ctx.saved_tensors
-        T, B, _ = x.shape
-        O = vshape[0]
-        Bc, chunk = launcher.block(B), launcher.chunk(B)
-        gy = gy.to(x.dtype)
-        front = D if need_h else 0
-        gseq = x.new_empty(T + front, B, vshape[1]) if (need_x or need_h) else None
-        base = offsets(D - start, Bc, D + T) if need_v else None
-        gvals = x.new_empty(vshape) if need_v else None
-        vt = v.transpose(0, 1).contiguous() if gseq is not None else None
-        base_t = offsets(start.t(), Bc, D + T + front) if gseq is not None else None
-        # without an input gradient the output gradient is only correlated with the input, a
-        # group of output rows at a time (less memory than all of them)
-        rows = O if gseq is not None else max(1, min(O, launcher.gradient_rows(O, T * Bc, x.element_size())))
-        g = src = None  # blocked buffers reused by all chunks
-        for k, (b0, b1) in enumerate(_chunks(B, chunk)):
-            if gvals is not None:
-                src = launcher.to_blocks(x[:, b0:b1], Bc, front=D, history=None if h is None else h[:, b0:b1],
-                                         out=src)
-            if gseq is not None:
-                g = launcher.to_blocks(gy[:, b0:b1], Bc, front=front, back=D, out=g)
-                launcher.accumulate(g, vt, base_t, Bc, Bc, b0, gseq)
-                if gvals is not None:
-                    launcher.correlate(src, g, front * Bc, T * Bc, base, -Bc, gvals, k > 0, window)
-                continue
-            for r0 in range(0, O, rows):
-                r1 = min(O, r0 + rows)
-                part = launcher.to_blocks(gy[:, b0:b1, r0:r1], Bc, out=None if g is None else g[:, :r1 - r0])
-                g = part if g is None else g
-                launcher.correlate(src, part, 0, T * Bc, base[r0:r1], -Bc, gvals[r0:r1], k > 0,
-                                   None if window is None else window[r0:r1])
-        gx = gseq[front:] if need_x else None
-        gh = gseq[:front] if need_h else None
-        gv = gvals.to(vdtype) if need_v else None
-        return None, None, gx, gh, gv, None, None
+    def backward(ctx, *grads):  # type: ignore[override]
+        return _backward(ctx, *grads)
 
 
-def fused_delay_conv(launcher: DelayLauncher, x: Tensor, values: Tensor, start: Tensor, max_delay: int,
+def fused_delay_conv(launcher: str, x: Tensor, values: Tensor, start: Tensor, max_delay: int,
                      history: Optional[Tensor] = None, inert_zeros: bool = False) -> Tensor:
-    """Run :class:`FusedDelayConv` (inputs already validated by :func:`snn.delays.delay_conv`)."""
-    return FusedDelayConv.apply(launcher, max_delay, x, history, values, start, inert_zeros)
+    """The fused delay convolution with the launcher registered as ``launcher``
+    (:func:`register_delay_launcher`); inputs already validated by :func:`snn.delays.delay_conv`.
+
+    ``x [T, B, N_in]`` (``T, B ≥ 1``), ``history [D, B, N_in]`` or None (zeros),
+    ``values [N_out, N_in, W]`` (any float dtype; used in ``x``'s), ``start [N_out, N_in]``
+    int64 → ``y [T, B, N_out]`` in ``x``'s dtype. Gradients flow to ``x``, ``history`` and
+    ``values`` (in ``values``' dtype). ``inert_zeros`` as
+    :attr:`snn.delays.taps.Taps.inert_zeros`: the taps outside a synapse's first … last
+    non-zero tap then get no gradient (0), when ``W ≤ 32767``.
+
+    Eager calls bypass the operators' dispatch; code being compiled (and tensor subclasses,
+    as under ``make_fx`` or ``opcheck``) calls :data:`fused_delay_forward`.
+    """
+    # inert zeros: the taps outside a synapse's first … last non-zero tap get no gradient
+    # (a synapse whose taps are all zero keeps them all: its weight gradient is not zero);
+    # windows wider than int16 holds (D over 32766 steps) simply compute every tap
+    window = (inert_zeros and values.shape[2] <= _INT16_MAX and torch.is_grad_enabled()
+              and values.requires_grad)
+    # the operator for tracers (torch.compile, make_fx: fake or functional tensor subclasses)
+    traced = torch.compiler.is_compiling() or type(x) is not Tensor
+    forward = fused_delay_forward if traced else _EagerFusedDelay.apply
+    return forward(x, history, values, start, launcher, max_delay, window)[0]

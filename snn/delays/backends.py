@@ -13,10 +13,16 @@ higher throughput per tap), so ``"auto"`` uses the fused kernel only for narrow 
 (:data:`FUSED_MAX_FRACTION`, measured by ``benchmarks/delays.py``): integer delays (``W = 1``),
 linear interpolation (``W = 2``) and a Gaussian once ``σ`` has decayed. On CUDA, ``"auto"``
 keeps cuDNN's dense convolution (the numba.cuda kernels are correct but were not tuned on a GPU).
+
+The ``"numba"`` backends run the operators ``snn::fused_delay_forward`` and
+``snn::fused_delay_backward`` (:mod:`snn.delays.autograd`, launchers named
+:data:`CPU_LAUNCHER` and :data:`CUDA_LAUNCHER`): ``torch.compile`` traces a delay layer
+without a graph break, and Numba is imported by the first operator call, not by this module.
 """
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -26,11 +32,12 @@ from torch import Tensor
 
 from snn.backend_registry import BackendRegistry, requirement_reason
 from snn.cuda.backends import CUDA_INSTALL_HINT, numba_cuda_reason
+from snn.delays.autograd import fused_delay_conv, register_delay_launcher
 from snn.delays.functional import dense_delay_conv
 from snn.delays.taps import Taps
 
 __all__ = ["DelayBackend", "register_delay_backend", "resolve_delay_backend", "delay_backend_names",
-           "FUSED_MAX_FRACTION"]
+           "FUSED_MAX_FRACTION", "CPU_LAUNCHER", "CUDA_LAUNCHER"]
 
 log = logging.getLogger("snn")
 
@@ -101,26 +108,32 @@ def resolve_delay_backend(name: str, x: Tensor, width: int, max_delay: int) -> D
     return b
 
 
-def _lazy_fused(module: str, launcher: str) -> RunFn:
-    @functools.lru_cache(maxsize=None)
-    def get():
-        import importlib
-        return getattr(importlib.import_module(module), launcher)()
+CPU_LAUNCHER = "snn.delays.cpu.CpuDelayLauncher"
+"""Key of the CPU launcher (:class:`snn.delays.cpu.CpuDelayLauncher`) for the operators."""
+CUDA_LAUNCHER = "snn.delays.numba_gpu.NumbaCudaDelayLauncher"
+"""Key of the numba.cuda launcher (:class:`snn.delays.numba_gpu.NumbaCudaDelayLauncher`)."""
+
+
+def _fused(key: str) -> RunFn:
+    """The registry ``run`` over the fused operators (:mod:`snn.delays.autograd`) with the
+    launcher class ``key`` (``module.Class``), which (with Numba) loads inside the first
+    operator call. Traceable by Dynamo: ``torch.compile`` sees each layer as the operators."""
+    module, cls = key.rsplit(".", 1)
+    register_delay_launcher(key, lambda: getattr(importlib.import_module(module), cls)())
 
     def run(x: Tensor, taps: Taps, history: Optional[Tensor]) -> Tensor:
-        from snn.delays.autograd import fused_delay_conv
         if x.shape[0] == 0 or x.shape[1] == 0:
             return dense_delay_conv(x, taps, history)
-        return fused_delay_conv(get(), x, taps.values, taps.start, taps.max_delay, history, taps.inert_zeros)
-    return torch.compiler.disable(run)  # eager at a graph break under torch.compile (see snn.cuda.backends)
+        return fused_delay_conv(key, x, taps.values, taps.start, taps.max_delay, history, taps.inert_zeros)
+    return run
 
 
 for _dev in ("cpu", "cuda", "mps", "xpu"):
     register_delay_backend(DelayBackend("torch", _dev, dense_delay_conv, priority=0))
-register_delay_backend(DelayBackend("numba", "cpu", _lazy_fused("snn.delays.cpu", "CpuDelayLauncher"), priority=10,
+register_delay_backend(DelayBackend("numba", "cpu", _fused(CPU_LAUNCHER), priority=10,
                                     dtypes=(torch.float32, torch.float64), requires="numba",
                                     install_hint="pip install numba"))
-register_delay_backend(DelayBackend("numba", "cuda", _lazy_fused("snn.delays.numba_gpu", "NumbaCudaDelayLauncher"),
+register_delay_backend(DelayBackend("numba", "cuda", _fused(CUDA_LAUNCHER),
                                     priority=10, dtypes=(torch.float32,), auto=False, requires="numba",
                                     install_hint=CUDA_INSTALL_HINT,
                                     available=functools.partial(numba_cuda_reason, "delay backend")))

@@ -84,7 +84,11 @@ def delay_conv(x: Tensor, taps: Taps, history: Optional[Tensor] = None, backend:
         raise ValueError(f"taps.values must be [N_out, N_in={x.shape[2]}, W] with start [N_out, N_in]; got "
                          f"values {tuple(v.shape)}, start {tuple(start.shape)}")
     W = v.shape[2]
-    if W > D + 1 or (start.numel() and (int(start.min()) < 0 or int(start.max()) > D - W + 1)):
+    # the range of the starts is read from their values, which code being compiled skips
+    # (a graph break); eager calls check it
+    in_range = torch.compiler.is_compiling() or not start.numel() or (
+        int(start.min()) >= 0 and int(start.max()) <= D - W + 1)
+    if W > D + 1 or not in_range:
         raise ValueError(f"taps.start must lie in [0, max_delay - W + 1] = [0, {D - W + 1}] for W={W} taps")
     check_history(history, x, D)
     be = resolve_delay_backend(backend, x, W, D)

@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from snn.delays.backends import resolve_delay_backend
-from snn.delays.functional import delay_conv
 from snn.delays.taps import Taps, gaussian_taps, gaussian_width, integer_taps, linear_taps, taps_to_dense
 from snn.neurons.base import check_sequence, nan_checks_enabled
 from snn.state import InputHistoryModule
@@ -29,6 +28,10 @@ def _check_nan(x: Tensor, name: str) -> None:
     infinities). Where :func:`snn.neurons.base.nan_checks_enabled` says (CPU, or CUDA under anomaly detection)."""
     if x.numel() and x.is_floating_point() and nan_checks_enabled(x) and torch.isnan(x.detach().sum()):
         raise ValueError(f"{name} contains NaN values (or both +inf and -inf)")
+
+
+def _refresh_mode(module: "DelayLinear", incompatible_keys) -> None:
+    module._mode()  # load_state_dict may have changed the buffers
 
 
 class DelayLinear(InputHistoryModule):
@@ -125,6 +128,9 @@ class DelayLinear(InputHistoryModule):
             raise ValueError(f"sigma must be a positive number of timesteps, got {sigma!r}")
         self.register_buffer("sigma", torch.tensor(float(s0) if s0 > 0 else 1.0, device=device))
         self.register_buffer("rounded", torch.tensor(delays != "learned", device=device))
+        # (rounded, σ) as Python values, for code being compiled (see _mode)
+        self._mode_cache = (delays != "learned", float(self.sigma))
+        self.register_load_state_dict_post_hook(_refresh_mode)
         self.backend_used: Optional[str] = None
         self.reset_parameters(generator)
 
@@ -147,16 +153,26 @@ class DelayLinear(InputHistoryModule):
             else:
                 self.delay.zero_()
 
+    def _mode(self) -> tuple[bool, float]:
+        """``(rounded, σ)`` as Python values. Eager calls read the buffers (and keep a copy);
+        code being compiled reads the copy, which Dynamo guards on (reading a buffer's value
+        would break the graph), so the buffers must change through :meth:`set_sigma`,
+        :meth:`round_delays_`, ``load_state_dict`` or an eager call."""
+        if not torch.compiler.is_compiling():
+            self._mode_cache = (bool(self.rounded), float(self.sigma))
+        return self._mode_cache
+
     @property
     def integer(self) -> bool:
         """True when the layer applies exact integer delays."""
-        return bool(self.rounded)
+        return self._mode()[0]
 
     def set_sigma(self, sigma: float) -> None:
         """Set the Gaussian σ (timesteps, > 0). Raises ``ValueError`` otherwise."""
         if not (isinstance(sigma, numbers.Real) and math.isfinite(sigma) and sigma > 0):
             raise ValueError(f"sigma must be a positive number of timesteps, got {sigma!r}")
         self.sigma.fill_(float(sigma))
+        self._mode()
 
     @torch.no_grad()
     def clamp_delays_(self) -> "DelayLinear":
@@ -169,6 +185,7 @@ class DelayLinear(InputHistoryModule):
         """Round the positions to integers in ``[0, max_delay]`` and switch to exact integer delays."""
         self.delay.copy_(self.delay.clamp(0.0, float(self.max_delay)).round())
         self.rounded.fill_(True)
+        self._mode()
         return self
 
     def integer_delays(self) -> Tensor:
@@ -181,7 +198,7 @@ class DelayLinear(InputHistoryModule):
             return 1
         if self.interpolation == "linear":
             return min(2, self.max_delay + 1)
-        return gaussian_width(float(self.sigma), self.max_delay, self.truncate)
+        return gaussian_width(self._mode()[1], self.max_delay, self.truncate)
 
     def taps(self) -> Taps:
         """The current per-synapse kernels as :class:`snn.delays.taps.Taps` (differentiable)."""
@@ -191,7 +208,7 @@ class DelayLinear(InputHistoryModule):
         d = self.delay.clamp(0.0, float(D))
         if self.interpolation == "linear":
             return linear_taps(self.weight, d, D)
-        return gaussian_taps(self.weight, d, float(self.sigma), D, self.truncate)
+        return gaussian_taps(self.weight, d, self._mode()[1], D, self.truncate)
 
     def dense_kernel(self) -> Tensor:
         """``[out, in, D + 1]`` kernel (index = delay in timesteps), for inspection and export."""
@@ -223,11 +240,13 @@ class DelayLinear(InputHistoryModule):
         hist = self._carried(x) if carry else None
         taps = self.taps()
         be = resolve_delay_backend(self.backend, x, taps.width, D)
-        if be.name != self.backend_used:
+        if be.name != self.backend_used and not torch.compiler.is_compiling():  # no logging in a graph
             log.debug("DelayLinear: running delay backend %r (W=%d taps, D=%d) on %s", be.name, taps.width, D,
                       x.device.type)
         self.backend_used = be.name
-        y = delay_conv(x, taps, hist, backend=be.name)
+        # the backend's run, without delay_conv's checks of taps built valid here (its range
+        # check of the starts reads tensor values: a graph break under torch.compile)
+        y = be.run(x, taps, hist)
         if self.bias is not None:
             y = y + self.bias.to(y.dtype)
         if carry:

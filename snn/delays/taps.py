@@ -133,9 +133,11 @@ def _triangle(delay: Tensor, start: Tensor, W: int, derivative: bool = False):
 
 
 def _use_numba(weight: Tensor) -> bool:
-    """Tap values of CPU float32/float64 tensors come from one Numba pass (:mod:`snn.delays.taps_cpu`)."""
+    """Tap values of CPU float32/float64 tensors come from one Numba pass (:mod:`snn.delays.taps_cpu`),
+    except in code being compiled: ``torch.compile`` traces (and fuses) the torch operations instead
+    (Dynamo cannot trace into Numba)."""
     return (weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64)
-            and weight.numel() * 8 >= NUMBA_TAPS_ABOVE)
+            and weight.numel() * 8 >= NUMBA_TAPS_ABOVE and not torch.compiler.is_compiling())
 
 
 NUMBA_TAPS_ABOVE = 1 << 14
@@ -275,7 +277,9 @@ def taps_to_dense(taps: Taps) -> Tensor:
     """
     v, start, D = taps.values, taps.start, taps.max_delay
     O, I, W = v.shape
-    if W == D + 1 and not bool(start.any()):
+    # a full window starts at 0 (0 ≤ start ≤ D − W + 1); code being compiled relies on that
+    # rather than reading start's values (a graph break)
+    if W == D + 1 and (torch.compiler.is_compiling() or not bool(start.any())):
         return v
     idx = start.unsqueeze(-1) + torch.arange(W, device=v.device)
     return v.new_zeros(O, I, D + 1).scatter_add(2, idx, v)

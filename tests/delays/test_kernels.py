@@ -5,7 +5,8 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from snn.delays import Taps, delay_conv, dense_delay_conv, taps_to_dense
-from snn.delays.autograd import FusedDelayConv
+from snn.delays.autograd import fused_delay_conv
+from snn.delays.backends import CPU_LAUNCHER
 from snn.delays import cpu
 from snn.delays.cpu import CpuDelayLauncher
 
@@ -250,7 +251,7 @@ def test_fused_gradcheck_float64():
     x = torch.randn(4, 3, 2, generator=g, dtype=torch.float64, requires_grad=True)
     h = torch.randn(3, 3, 2, generator=g, dtype=torch.float64, requires_grad=True)
     v = taps.values.clone().requires_grad_()
-    fn = lambda x, h, v: FusedDelayConv.apply(CpuDelayLauncher(), 3, x, h, v, taps.start)  # noqa: E731
+    fn = lambda x, h, v: fused_delay_conv(CPU_LAUNCHER, x, v, taps.start, 3, h)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (x, h, v))
 
 
@@ -340,3 +341,16 @@ def test_cpu_blocked_layout_equals_the_torch_layout(T, B, C, front, back, hist, 
     # ... but never one of another shape or dtype
     for other in (torch.empty(1, 1, 1, dtype=dtype), torch.empty_like(got, dtype=torch.float16)):
         assert torch.equal(L.to_blocks(x, Bc, front, back, h, out=other), want)
+
+
+def test_delay_conv_compiles_to_one_graph():
+    # delay_conv's range check of the starts reads their values: skipped while compiling
+    from snn.delays import linear_taps
+    g = torch.Generator().manual_seed(2)
+    w, d = torch.randn(3, 4, generator=g), torch.rand(3, 4, generator=g) * 3
+    x = torch.rand(6, 2, 4, generator=g)
+    fn = lambda x: delay_conv(x, linear_taps(w, d, 4), backend="numba")  # noqa: E731
+    explained = torch._dynamo.explain(fn)(x)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    y = torch.compile(fn, fullgraph=True, backend="aot_eager")(x)
+    torch.testing.assert_close(y, delay_conv(x, linear_taps(w, d, 4), backend="torch"))

@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 PARITY = r"""
 import torch
 from snn.delays import Taps, dense_delay_conv
-from snn.delays.autograd import FusedDelayConv
-from snn.delays.numba_gpu import NumbaCudaDelayLauncher
+from snn.delays.autograd import fused_delay_conv
+from snn.delays.backends import CUDA_LAUNCHER
 dev = "cuda" if torch.cuda.is_available() and not __import__("numba").config.ENABLE_CUDASIM else "cpu"
 g = torch.Generator().manual_seed(0)
 for (T, B, I, O, D, W, hist) in [(5, 3, 4, 3, 4, 2, False), (4, 2, 3, 2, 3, 1, True)]:
@@ -30,7 +30,7 @@ for (T, B, I, O, D, W, hist) in [(5, 3, 4, 3, 4, 2, False), (4, 2, 3, 2, 3, 1, T
     h = torch.randn(D, B, I, generator=g).to(dev).requires_grad_() if hist else None
     gy = torch.randn(T, B, O, generator=g).to(dev)
     ins = [x, v] + ([h] if hist else [])
-    y = FusedDelayConv.apply(NumbaCudaDelayLauncher(), D, x, h, v, start)
+    y = fused_delay_conv(CUDA_LAUNCHER, x, v, start, D, h)
     got = [y] + list(torch.autograd.grad(y, ins, gy))
     y0 = dense_delay_conv(x, Taps(v, start, D), h)
     want = [y0] + list(torch.autograd.grad(y0, ins, gy))
