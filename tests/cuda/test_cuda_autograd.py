@@ -12,9 +12,13 @@ import snn
 from snn.cuda import autograd as A
 from snn.cuda.backends import GPU_DTYPES
 from snn.cuda.params import kernel_config
-from snn.neurons import resolve_backend
+from snn.neurons import available_backends, resolve_backend
 
 CPU_KEY = "snn.cuda.cpu.CpuLauncher"  # registered by snn.cuda.backends
+#: the GPU launchers (registered by snn.cuda.backends): name in the registry, key, input dtype
+GPU = {"cupy": ("cupy", "snn.cuda.cupy_gpu.CupyLauncher", torch.float16),
+       "numba-cuda": ("numba", "snn.cuda.numba_gpu.NumbaCudaLauncher", torch.float32)}
+WHICH = ["cpu", "host-cupy", "cupy", "numba-cuda"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -27,29 +31,38 @@ def _host_key() -> str:
     return "tests.autograd-host-cupy"
 
 
-def _launcher_key(which: str) -> str:
+def _launcher(which: str) -> tuple[str, str, torch.dtype]:
+    """``(key, device, input dtype)`` of a launcher; skips where it cannot run."""
     if which == "cpu":
-        return CPU_KEY
-    reason = cuda_host.unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    return _host_key()
+        return CPU_KEY, "cpu", torch.float32
+    if which == "host-cupy":
+        reason = cuda_host.unavailable_reason()
+        if reason is not None:
+            pytest.skip(reason)
+        return _host_key(), "cpu", torch.float16
+    name, key, dtype = GPU[which]
+    if name not in available_backends("cuda"):
+        pytest.skip(f"backend {name!r} cannot run on a CUDA GPU here")
+    return key, "cuda", dtype
 
 
-def _inputs(key: str, P: int, S: int, B: int, T: int, dtype: torch.dtype, grads: str, seed: int):
+def _inputs(key: str, P: int, S: int, B: int, T: int, dtype: torch.dtype, grads: str, seed: int,
+            device: str = "cpu"):
     g = torch.Generator().manual_seed(seed)
     N = B * P * S
     sd = A.state_dtype(dtype)
-    x = (torch.rand(T, N, generator=g) * 2).to(dtype).requires_grad_("x" in grads)
+
+    def make(t: torch.Tensor, dt: torch.dtype, grad: bool) -> torch.Tensor:
+        return t.to(device=device, dtype=dt).requires_grad_(grad)
+    x = make(torch.rand(T, N, generator=g) * 2, dtype, "x" in grads)
     optional = A._KERNELS[key].optional_state
-    v0 = (torch.rand(1 if optional and "v" not in grads else N, generator=g) * 0.5).to(sd)
-    v0.requires_grad_("v" in grads)
-    beta = (torch.rand(P, generator=g) * 0.5 + 0.3).to(sd).requires_grad_("b" in grads)
-    theta = (torch.rand(P, generator=g) + 0.5).to(sd).requires_grad_("t" in grads)
+    v0 = make(torch.rand(1 if optional and "v" not in grads else N, generator=g) * 0.5, sd, "v" in grads)
+    beta = make(torch.rand(P, generator=g) * 0.5 + 0.3, sd, "b" in grads)
+    theta = make(torch.rand(P, generator=g) + 0.5, sd, "t" in grads)
     return x, v0, beta, (1 - beta).detach(), theta
 
 
-@pytest.mark.parametrize("which", ["cpu", "host-cupy"])
+@pytest.mark.parametrize("which", WHICH)
 @pytest.mark.parametrize("neuron, P, S, grads, record_v", [
     (dict(), 1, 1, "x", False),
     (dict(decay_input=True, v_reset=None), 3, 2, "xvbt", True),
@@ -57,34 +70,37 @@ def _inputs(key: str, P: int, S: int, B: int, T: int, dtype: torch.dtype, grads:
     (dict(v_reset=-0.1, surrogate="triangle"), 1, 4, "xv", True),
 ])
 def test_forward_operator_passes_opcheck(which, neuron, P, S, grads, record_v):
-    key = _launcher_key(which)
-    dtype = torch.float32 if which == "cpu" else torch.float16
-    x, v0, beta, omb, theta = _inputs(key, P, S, 2, 5, dtype, grads, seed=P * 10 + S)
+    key, device, dtype = _launcher(which)
+    x, v0, beta, omb, theta = _inputs(key, P, S, 2, 5, dtype, grads, seed=P * 10 + S, device=device)
     cfg = A._as_list(kernel_config(snn.LIF(**neuron).spec(3)))
     store_h = bool(grads) and not A._KERNELS[key].recomputes_h
     torch.library.opcheck(A.fused_neuron_forward, (x, v0, beta, omb, theta, key, S, cfg, store_h, record_v))
 
 
-@pytest.mark.parametrize("which", ["cpu", "host-cupy"])
+@pytest.mark.parametrize("which", WHICH)
 @pytest.mark.parametrize("given", ["all", "spikes only", "none"])
 def test_backward_operator_passes_opcheck(which, given):
-    key = _launcher_key(which)
+    key, device, _ = _launcher(which)
     kernels = A._KERNELS[key]
     T, P, S, B = 4, 2, 3, 2
     N = P * S * B
-    x, v0, beta, omb, theta = (t.detach() for t in _inputs(key, P, S, B, T, torch.float32, "", seed=3))
+    x, v0, beta, omb, theta = (t.detach() for t in _inputs(key, P, S, B, T, torch.float32, "", seed=3,
+                                                           device=device))
     v0 = v0.expand(N).contiguous()
     cfg = A._as_list(kernel_config(snn.LIF(decay_input=True).spec(3)))
-    h = None if kernels.recomputes_h else torch.rand(T, N) * 2
     g = torch.Generator().manual_seed(5)
-    gs = torch.randn(T, N, generator=g) if given != "none" else None
-    gq = torch.randn(T, N, generator=g) if given == "all" else None
-    gl = torch.randn(N, generator=g) if given == "all" else None
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g).to(device)
+    h = None if kernels.recomputes_h else rand(T, N).abs() * 2
+    gs = rand(T, N) if given != "none" else None
+    gq = rand(T, N) if given == "all" else None
+    gl = rand(N) if given == "all" else None
     torch.library.opcheck(A.fused_neuron_backward, (gs, gq, gl, h, v0, x, beta, omb, theta, key, S, cfg,
                                                     torch.float32, T, N, True, True, True))
 
 
-def _network(backend: str) -> torch.nn.Sequential:
+def _network(backend: str, device: str = "cpu") -> torch.nn.Sequential:
     torch.manual_seed(0)
     return torch.nn.Sequential(
         snn.TimeDistributed(torch.nn.Conv2d(2, 4, 3, padding=1)),
@@ -93,16 +109,21 @@ def _network(backend: str) -> torch.nn.Sequential:
         snn.LIF(decay_input=True, v_reset=None, detach_reset=True, surrogate="sigmoid", v_threshold=0.1,
                 backend=backend),
         snn.TimeDistributed(torch.nn.Flatten()), snn.TimeDistributed(torch.nn.Linear(3 * 25, 5)),
-        snn.IF(learn_threshold=True, v_threshold=0.3, backend=backend))
+        snn.IF(learn_threshold=True, v_threshold=0.3, backend=backend)).to(device)
 
 
+@pytest.mark.parametrize("which", ["cpu", "cupy", "numba-cuda"])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-def test_network_compiles_to_one_graph_and_matches_the_reference(layout):
+def test_network_compiles_to_one_graph_and_matches_the_reference(layout, which):
     """``fullgraph=True`` through every fused layer (no graph break), outputs and every
-    parameter gradient equal to the torch reference's; ``aot_eager`` traces the operators'
-    fake tensors and the backward operator as inductor would, and runs them."""
-    net, ref = _network("numba"), _network("torch")
-    x = torch.rand(6, 3, 2, 5, 5, generator=torch.Generator().manual_seed(1)) * 3
+    parameter gradient equal to the reference's: the torch backend on the CPU (bitwise
+    spikes), the same backend run eagerly on a GPU (the parity suites compare that one with
+    torch). ``aot_eager`` traces the operators' fake tensors and the backward operator as
+    inductor would, and runs them."""
+    _, device, _ = _launcher(which)
+    backend = "numba" if which == "cpu" else GPU[which][0]
+    net, ref = _network(backend, device), _network("torch" if device == "cpu" else backend, device)
+    x = (torch.rand(6, 3, 2, 5, 5, generator=torch.Generator().manual_seed(1)) * 3).to(device)
     if layout == "channels_last":
         x = x.view(18, 2, 5, 5).contiguous(memory_format=torch.channels_last).view(6, 3, 2, 5, 5)
     explained = torch._dynamo.explain(net)(x)
@@ -110,10 +131,11 @@ def test_network_compiles_to_one_graph_and_matches_the_reference(layout):
     snn.reset(net)
     y = torch.compile(net, fullgraph=True, backend="aot_eager")(x)
     y_ref = ref(x)
-    assert [net[i].backend_used for i in (1, 3, 6)] == ["numba"] * 3
+    assert [net[i].backend_used for i in (1, 3, 6)] == [backend] * 3
     assert torch.equal(y, y_ref) and 0 < y_ref.mean() < 1
-    (y * torch.linspace(-1, 1, 5)).sum().backward()
-    (y_ref * torch.linspace(-1, 1, 5)).sum().backward()
+    w = torch.linspace(-1, 1, 5, device=device)
+    (y * w).sum().backward()
+    (y_ref * w).sum().backward()
     for (name, p), q in zip(net.named_parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5, msg=name)
 
