@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 from typing import Callable, Generic, Optional, Protocol, TypeVar
 
+import torch
+
 __all__ = ["BackendLike", "BackendRegistry", "requirement_reason"]
 
 
@@ -28,9 +30,15 @@ def _installed(package: str) -> bool:
     return _INSTALLED[package]
 
 
+@torch.compiler.assume_constant_result
 def requirement_reason(backend: BackendLike, kind: str = "backend") -> Optional[str]:
     """``None`` if ``backend`` can run here, else a sentence saying why and how to fix it
-    (the missing package and the command that installs it, or the runtime check's reason)."""
+    (the missing package and the command that installs it, or the runtime check's reason).
+
+    The answer holds for the process (the checks cache what they find), so ``torch.compile``
+    takes it as a constant: Dynamo calls this once while tracing instead of tracing into the
+    checks, which import packages and probe the GPU (a graph break, or an error under
+    ``fullgraph=True``)."""
     if backend.requires is not None and not _installed(backend.requires):
         return (f"{kind} {backend.name!r} needs the package {backend.requires!r}, which is not installed"
                 + (f"; install it with `{backend.install_hint}`" if backend.install_hint else ""))

@@ -44,3 +44,30 @@ def test_unavailable_backends_say_what_to_install():
     reg.register(missing)
     with pytest.raises(RuntimeError, match="pip install x"):
         reg.lookup("x", "cpu")
+
+
+def test_compiled_code_takes_availability_as_a_constant():
+    # the GPU backends' checks are functools.lru_cache'd and import packages and probe the
+    # device (here: a ctypes call); Dynamo must not trace into them (a graph break), but take
+    # the cached answer as a constant
+    import ctypes
+    import functools
+
+    import torch
+    calls = []
+
+    @functools.lru_cache(maxsize=None)
+    def probe() -> Optional[str]:
+        calls.append(1)
+        ctypes.CDLL(None)
+        return None
+    reg = BackendRegistry()
+    reg.register(B("gpu-like", "cpu", requires="numpy", available=probe))
+
+    def fn(x):
+        return x + 1 if reg.lookup("gpu-like", "cpu").name == "gpu-like" else x
+    x = torch.ones(3)
+    explained = torch._dynamo.explain(fn)(x)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    assert torch.equal(torch.compile(fn, fullgraph=True, backend="eager")(x), x + 1)
+    assert calls == [1]

@@ -240,7 +240,7 @@ class DelayLinear(InputHistoryModule):
         hist = self._carried(x) if carry else None
         taps = self.taps()
         be = resolve_delay_backend(self.backend, x, taps.width, D)
-        if be.name != self.backend_used and not torch.compiler.is_compiling():  # no logging in a graph
+        if not torch.compiler.is_compiling() and be.name != self.backend_used:  # no logging (nor guard) in a graph
             log.debug("DelayLinear: running delay backend %r (W=%d taps, D=%d) on %s", be.name, taps.width, D,
                       x.device.type)
         self.backend_used = be.name

@@ -191,7 +191,8 @@ class BaseNeuron(StatefulModule):
         spec = self.spec(x.dim() - 1)
         impl = resolve_backend(self.backend, x.device.type, spec, x.dtype)
         used = impl.name if impl.covers(x.dtype) else "torch"  # the kernels hand other dtypes to torch
-        if used != self.backend_used and not torch.compiler.is_compiling():  # no logging in a compiled graph
+        # no logging in a compiled graph, and no guard on backend_used (a recompile once it is set)
+        if not torch.compiler.is_compiling() and used != self.backend_used:
             if used != impl.name and (impl.name, x.dtype) not in _DTYPE_WARNED:
                 _DTYPE_WARNED.add((impl.name, x.dtype))
                 log.warning("backend %r has no kernels for %s inputs; running the torch reference",

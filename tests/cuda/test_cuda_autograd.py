@@ -129,7 +129,8 @@ def test_network_compiles_to_one_graph_and_matches_the_reference(layout, which):
     explained = torch._dynamo.explain(net)(x)
     assert explained.graph_count == 1 and explained.graph_break_count == 0, explained.break_reasons
     snn.reset(net)
-    y = torch.compile(net, fullgraph=True, backend="aot_eager")(x)
+    compiled = torch.compile(net, fullgraph=True, backend="aot_eager")
+    y = compiled(x)
     y_ref = ref(x)
     assert [net[i].backend_used for i in (1, 3, 6)] == [backend] * 3
     assert torch.equal(y, y_ref) and 0 < y_ref.mean() < 1
@@ -138,6 +139,18 @@ def test_network_compiles_to_one_graph_and_matches_the_reference(layout, which):
     (y_ref * w).sum().backward()
     for (name, p), q in zip(net.named_parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_second_compiled_call_does_not_recompile():
+    # the first call sets backend_used and caches backend checks: none of that may be guarded
+    net = torch.nn.Sequential(snn.TimeDistributed(torch.nn.Linear(4, 5)), snn.LIF(), snn.PLIF(learn_threshold=True))
+    compiled = torch.compile(net, fullgraph=True, backend="aot_eager")
+    x = torch.rand(3, 2, 4) * 2
+    y = compiled(x)
+    snn.reset(net)
+    with torch.compiler.set_stance("fail_on_recompile"):
+        assert torch.equal(compiled(x), y)
+    assert net[1].backend_used == "numba"
 
 
 def test_eager_calls_bypass_the_operator_dispatch(monkeypatch):
