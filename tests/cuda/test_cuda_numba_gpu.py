@@ -85,6 +85,25 @@ def test_sim_every_surrogate_with_detach_both_ways():
             compare(run, n, case, torch.float32, record_v=True, exact=False)
 
 
+@sim_only
+def test_sim_operators_pass_opcheck():
+    """The fused operators (snn/cuda/autograd.py) over the numba.cuda launcher: schema, fake
+    tensors, autograd formula and tracing (``torch.library.opcheck``), on the simulator."""
+    from snn.cuda import autograd as A
+    from snn.cuda.params import kernel_config
+    from snn.neurons import LIF
+    _sim_run()  # registers the simulator's launcher under "tests.numba-cudasim"
+    key, T, P, S, N = "tests.numba-cudasim", 3, 2, 2, 8
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(T, N, generator=g) * 2).requires_grad_()
+    v0 = (torch.rand(N, generator=g) * 0.5).requires_grad_()
+    beta = (torch.rand(P, generator=g) * 0.5 + 0.3).requires_grad_()
+    theta = (torch.rand(P, generator=g) + 0.5).requires_grad_()
+    cfg = A._as_list(kernel_config(LIF(decay_input=True, v_reset=None).spec(3)))
+    torch.library.opcheck(A.fused_neuron_forward, (x, v0, beta, (1 - beta).detach(), theta, key, S, cfg,
+                                                   True, True))
+
+
 _PTX_SCRIPT = r"""
 import sys
 import numba.cuda.dispatcher as D, numba.cuda.compiler as C
