@@ -281,7 +281,7 @@ def _node(node: nir.NIRNode, name: str, dt: float, disc: str) -> nn.Module:
 
 def _delay_linear(g: nir.NIRGraph, name: str, dt: float) -> nn.Module:
     from snn.delays import DelayLinear
-    ws, ds, bias = [], [], None
+    ws, bias = [], None
     for k, n in g.nodes.items():
         if k.startswith("weight_"):
             d = int(k.split("_", 1)[1])
