@@ -30,6 +30,7 @@ from torch import Tensor
 
 from snn.cuda.params import (CHARGE_DECAY_INPUT, KernelConfig, channel_layout, flat_param, kernel_config,
                              memory_order, supports)
+from snn.neurons.base import NAN_MESSAGE, check_no_nan_membrane, nan_checks_enabled
 from snn.neurons.functional import NeuronSpec, multistep
 
 __all__ = ["Launcher", "FusedKernels", "make_run", "state_dtype"]
@@ -44,8 +45,9 @@ class Launcher(Protocol):
 
     def forward(self, x: Tensor, v0: Tensor, beta: Tensor, omb: Tensor, theta: Tensor, S: int,
                 cfg: KernelConfig, spikes: Tensor, h: Tensor, store_h: bool, v_seq: Tensor,
-                record_v: bool, v_last: Tensor) -> None:
-        """Fill ``spikes`` (x dtype), ``h`` and ``v_seq`` if flagged, and ``v_last``."""
+                record_v: bool, v_last: Tensor) -> Optional[bool]:
+        """Fill ``spikes`` (x dtype), ``h`` and ``v_seq`` if flagged, and ``v_last``; return
+        whether ``v_last`` holds NaN if the kernels test that, else ``None``."""
 
     def backward(self, grad_s: Tensor, has_gs: bool, grad_vseq: Tensor, has_gvseq: bool,
                  grad_vlast: Tensor, h: Optional[Tensor], v0: Tensor, x: Tensor, beta: Tensor, omb: Tensor,
@@ -108,10 +110,15 @@ def _as_list(cfg: KernelConfig) -> list[float]:
 # -- forward operator --------------------------------------------------------------------------
 
 def _forward_impl(x: Tensor, v0: Tensor, beta: Tensor, omb: Tensor, theta: Tensor, launcher: str,
-                  S: int, config: list[float], store_h: bool, record_v: bool
+                  S: int, config: list[float], store_h: bool, record_v: bool, check_nan: bool
                   ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """All T steps of one layer: ``(spikes [T, N], h, v_seq, v_last [N])``; ``h`` and ``v_seq``
-    are ``[T, N]`` when ``store_h``/``record_v``, else empty ``[0, N]``."""
+    are ``[T, N]`` when ``store_h``/``record_v``, else empty ``[0, N]``.
+
+    Raises:
+        ValueError: ``check_nan`` and the last membrane holds NaN, as any NaN input leaves it
+            (:func:`snn.neurons.base.check_no_nan_membrane`; the CPU kernels test it themselves).
+    """
     T, N = x.shape
     _, impl = _launcher(launcher)
     x = x.contiguous()
@@ -119,8 +126,13 @@ def _forward_impl(x: Tensor, v0: Tensor, beta: Tensor, omb: Tensor, theta: Tenso
     h = x.new_empty((T if store_h else 1, N), dtype=beta.dtype)  # [1, N]: a scratch row, never read
     v_seq = x.new_empty((T if record_v else 1, N), dtype=beta.dtype)
     v_last = x.new_empty(N, dtype=beta.dtype)
-    impl.forward(x, v0.contiguous(), beta.contiguous(), omb.contiguous(), theta.contiguous(), S,
-                 _config(config), spikes, h, store_h, v_seq, record_v, v_last)
+    has_nan = impl.forward(x, v0.contiguous(), beta.contiguous(), omb.contiguous(), theta.contiguous(), S,
+                           _config(config), spikes, h, store_h, v_seq, record_v, v_last)
+    if check_nan:
+        if has_nan is None:  # the launcher does not test: one pass over the last state
+            has_nan = not bool(torch.isfinite(v_last.sum())) and bool(torch.isnan(v_last).any())
+        if has_nan:
+            raise ValueError(NAN_MESSAGE)
     return spikes, h if store_h else h[:0], v_seq if record_v else v_seq[:0], v_last
 
 
@@ -128,7 +140,7 @@ fused_neuron_forward = torch.library.custom_op("snn::fused_neuron_forward", _for
 
 
 @fused_neuron_forward.register_fake
-def _forward_fake(x, v0, beta, omb, theta, launcher, S, config, store_h, record_v):
+def _forward_fake(x, v0, beta, omb, theta, launcher, S, config, store_h, record_v, check_nan):
     T, N = x.shape
     return (torch.empty_like(x, memory_format=torch.contiguous_format),
             x.new_empty((T if store_h else 0, N), dtype=beta.dtype),
@@ -192,7 +204,7 @@ def _backward_fake(grad_s, grad_vseq, grad_vlast, h, v0, x, beta, omb, theta, la
 # -- autograd formula of the forward operator --------------------------------------------------
 
 def _setup_context(ctx, inputs, output) -> None:
-    x, v0, beta, omb, theta, launcher, S, config, store_h, record_v = inputs
+    x, v0, beta, omb, theta, launcher, S, config, store_h, record_v, _ = inputs
     h, v_seq = output[1], output[2]
     ctx.mark_non_differentiable(h)
     if not record_v:
@@ -223,7 +235,7 @@ def _backward(ctx, gs, gh, gvseq, gvlast):
     gb = dbeta.view(-1, P, S).sum(dim=(0, 2)) if need_beta else None  # per neuron → per parameter
     gth = dtheta.view(-1, P, S).sum(dim=(0, 2)) if need_theta else None
     return (grad_x if need_x else None, grad_v0 if need_v0 else None, gb, None, gth,
-            None, None, None, None, None)
+            None, None, None, None, None, None)
 
 
 fused_neuron_forward.register_autograd(_backward, setup_context=_setup_context)
@@ -272,6 +284,8 @@ def make_run(kernels: FusedKernels
     """A registry ``run(x, v0, spec, record_v)`` over the fused operators with ``kernels``'
     launcher; returns ``(spikes, v_last, v_seq or None)``. Gradients flow to ``x``, ``v0`` and
     tensor ``beta``/``v_threshold`` of ``spec``; outputs and gradients keep ``x``'s layout.
+    It tests the last membrane for NaN where :func:`snn.neurons.base.nan_checks_enabled` says
+    (``ValueError``; register it with ``Backend(checks_nan=True)``).
 
     Inputs the kernels do not cover (a dtype outside ``kernels.dtypes``, parameters that are not
     scalar or per-channel along dim 2, ``T = 0``) run the torch reference instead, with a
@@ -288,7 +302,9 @@ def make_run(kernels: FusedKernels
             if not torch.compiler.is_compiling():
                 log.debug("fused kernels do not cover dtype=%s shape=%s; running the torch reference",
                           x.dtype, tuple(x.shape))
-            return multistep(x, v0, spec, record_v)
+            out = multistep(x, v0, spec, record_v)
+            check_no_nan_membrane(out[1])
+            return out
         P, S = layout
         T = x.shape[0]
         xp = x.permute(order)
@@ -309,8 +325,8 @@ def make_run(kernels: FusedKernels
         # the operator for tracers (torch.compile, make_fx: fake or functional tensor subclasses)
         traced = torch.compiler.is_compiling() or type(xf) is not Tensor
         forward = fused_neuron_forward if traced else FusedNeuron.apply
-        spikes, _, v_seq, v_last = forward(xf, v0f, b, o, th, kernels.key, S,
-                                                        _as_list(kernel_config(spec)), store_h, record_v)
+        spikes, _, v_seq, v_last = forward(xf, v0f, b, o, th, kernels.key, S, _as_list(kernel_config(spec)),
+                                           store_h, record_v, nan_checks_enabled(x))
         back = _inverse(order)
         return (spikes.view(xp.shape).permute(back), v_last.view(xp.shape[1:]).permute(_inverse(step_order)),
                 v_seq.view(xp.shape).permute(back) if record_v else None)

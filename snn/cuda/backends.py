@@ -105,15 +105,15 @@ def register_neuron_backends() -> None:
     register_backend(Backend(
         name="numba", device_type="cpu", priority=10, requires="numba", install_hint="pip install numba",
         run=_fused_run("snn.cuda.cpu", "CpuLauncher", CPU_DTYPES, recomputes_h=True, optional_state=True),
-        supports=_supports, dtypes=CPU_DTYPES))
+        supports=_supports, dtypes=CPU_DTYPES, checks_nan=True))
     register_backend(Backend(
         name="cupy", device_type="cuda", priority=20, requires="cupy", install_hint=CUDA_INSTALL_HINT,
         run=_fused_run("snn.cuda.cupy_gpu", "CupyLauncher", GPU_DTYPES), supports=_supports,
-        available=_cupy_reason, dtypes=GPU_DTYPES))
+        available=_cupy_reason, dtypes=GPU_DTYPES, checks_nan=True))
     register_backend(Backend(
         name="numba", device_type="cuda", priority=10, requires="numba", install_hint=CUDA_INSTALL_HINT,
         run=_fused_run("snn.cuda.numba_gpu", "NumbaCudaLauncher", GPU_DTYPES), supports=_supports,
-        available=numba_cuda_reason, dtypes=GPU_DTYPES))
+        available=numba_cuda_reason, dtypes=GPU_DTYPES, checks_nan=True))
 
 
 register_neuron_backends()

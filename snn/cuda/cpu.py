@@ -77,12 +77,14 @@ def _forward_step(v, x, b, o, th, mode, v_reset, hard):
     return h, s, dyn.reset(h, s, th, v_reset, hard)
 
 
-def _forward(x, v0, beta, omb, theta, mode, v_reset, hard, spikes, v_seq, v, W):  # pragma: no cover - compiled
+def _forward(x, v0, beta, omb, theta, mode, v_reset, hard, spikes, v_seq, v, W, nan_flags):  # pragma: no cover - compiled
     """Forward over all T. ``x``/``spikes`` ``[T, N]``; ``v0 [N]`` the initial state (``[1]``:
     the same for every neuron), ``v [N]`` the last state out (the running state in between);
     ``beta``/``omb``/``theta`` scalars or ``[N]``; ``v_seq`` ``[T, N]``, or ``[1, N]`` (not
     written) when not wanted; ``W`` neurons per block; flags as in
-    :class:`snn.cuda.params.KernelConfig`."""
+    :class:`snn.cuda.params.KernelConfig`. ``nan_flags`` (uint8, one per block) says whether
+    the block's last state holds NaN, which any NaN input leaves there (the layer's NaN test,
+    without a pass over ``v`` in PyTorch's thread pool)."""
     T, N = x.shape
     want_v = v_seq.shape[0] == T
     uniform = v0.shape[0] != N          # one initial value for every neuron: v0 is [1]
@@ -102,6 +104,10 @@ def _forward(x, v0, beta, omb, theta, mode, v_reset, hard, spikes, v_seq, v, W):
                 if want_v:              # loop-invariant: LLVM unswitches this branch
                     v_seq[t, n] = vn
                 v[n] = vn
+        bad = np.uint8(0)
+        for n in range(n0, n1):
+            bad |= np.uint8(v[n] != v[n])
+        nan_flags[blk] = bad
 
 
 @register_jitable
@@ -264,14 +270,16 @@ class CpuLauncher:
 
     def forward(self, x: Tensor, v0: Tensor, beta: Tensor, omb: Tensor, theta: Tensor, S: int,
                 cfg: KernelConfig, spikes: Tensor, h: Tensor, store_h: bool, v_seq: Tensor,
-                record_v: bool, v_last: Tensor) -> None:
+                record_v: bool, v_last: Tensor) -> bool:
         f = x.numpy().dtype.type
         N = x.shape[1]
         parallel, W, _ = _plan(x)
         kernel = forward_parallel if parallel else forward_serial
         b, o, th = _params(beta, omb, theta, S, N)
+        nan_flags = np.empty(-(-N // W), dtype=np.uint8)
         kernel(x.numpy(), v0.numpy(), b, o, th, cfg.charge_mode, f(cfg.v_reset), f(cfg.hard),
-               spikes.numpy(), v_seq.numpy(), v_last.numpy(), W)
+               spikes.numpy(), v_seq.numpy(), v_last.numpy(), W, nan_flags)
+        return bool(nan_flags.any())
 
     def backward(self, grad_s: Tensor, has_gs: bool, grad_vseq: Tensor, has_gvseq: bool,
                  grad_vlast: Tensor, h: Optional[Tensor], v0: Tensor, x: Tensor, beta: Tensor, omb: Tensor,

@@ -44,6 +44,8 @@ class Backend:
         available: optional runtime check returning ``None`` when usable, else the reason.
         dtypes: input dtypes it computes in (``None``: every dtype). ``"auto"`` skips it for
             other inputs; asked for by name, it hands them to the ``torch`` reference.
+        checks_nan: ``run`` itself raises ``ValueError`` for a NaN last membrane where
+            :func:`snn.neurons.base.nan_checks_enabled` says (else the layer tests it).
     """
 
     name: str
@@ -55,6 +57,7 @@ class Backend:
     supports: Callable[[NeuronSpec], bool] = field(default=lambda spec: True)
     available: Optional[Callable[[], Optional[str]]] = None
     dtypes: Optional[tuple[torch.dtype, ...]] = None
+    checks_nan: bool = False
 
     def covers(self, dtype: torch.dtype) -> bool:
         """Whether inputs of ``dtype`` run in this backend's own kernels."""

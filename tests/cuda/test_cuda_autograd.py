@@ -74,7 +74,8 @@ def test_forward_operator_passes_opcheck(which, neuron, P, S, grads, record_v):
     x, v0, beta, omb, theta = _inputs(key, P, S, 2, 5, dtype, grads, seed=P * 10 + S, device=device)
     cfg = A._as_list(kernel_config(snn.LIF(**neuron).spec(3)))
     store_h = bool(grads) and not A._KERNELS[key].recomputes_h
-    torch.library.opcheck(A.fused_neuron_forward, (x, v0, beta, omb, theta, key, S, cfg, store_h, record_v))
+    torch.library.opcheck(A.fused_neuron_forward, (x, v0, beta, omb, theta, key, S, cfg, store_h, record_v,
+                                                   record_v))  # the NaN test, on and off
 
 
 @pytest.mark.parametrize("which", WHICH)
@@ -164,3 +165,35 @@ def test_eager_calls_bypass_the_operator_dispatch(monkeypatch):
     s, v_last, _ = resolve_backend("numba", "cpu", snn.LIF().spec(3)).run(x, torch.zeros(2, 7), snn.LIF().spec(3))
     (s.sum() + v_last.sum()).backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("which", ["cpu", "host-cupy"])
+def test_forward_raises_for_nan_where_asked(which):
+    """The CPU kernels flag a NaN last membrane themselves (no pass over it in PyTorch's thread
+    pool); other launchers are tested on the host. Either way the layer does not test again."""
+    key, device, dtype = _launcher(which)
+    x, v0, beta, omb, theta = _inputs(key, 2, 3, 2, 4, dtype, "", seed=1, device=device)
+    x = x.detach().clone()
+    x[2, 5] = float("nan")
+    cfg = A._as_list(kernel_config(snn.LIF().spec(3)))
+    args = (x, v0, beta, omb, theta, key, 3, cfg, False, False)
+    assert torch.isnan(A.fused_neuron_forward(*args, False)[3]).any()  # not asked: no test
+    with pytest.raises(ValueError, match="x contains NaN values"):
+        A.FusedNeuron.apply(*args, True)
+    with pytest.raises(ValueError, match="x contains NaN values"):
+        A.fused_neuron_forward(*args, True)
+
+
+def test_layer_leaves_the_nan_test_to_the_fused_backend(monkeypatch):
+    import snn.neurons.base as base
+
+    def second_pass(v_last, name="x"):
+        raise AssertionError("the layer tested the membrane again")
+    monkeypatch.setattr(base, "check_no_nan_membrane", second_pass)
+    x = torch.rand(5, 2, 3)
+    snn.LIF()(x)  # numba: no second test
+    x[3, 1, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        snn.LIF()(x)
+    with pytest.raises(AssertionError, match="again"):
+        snn.LIF(backend="torch")(x)  # the reference backend is tested by the layer

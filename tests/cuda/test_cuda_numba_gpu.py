@@ -101,7 +101,7 @@ def test_sim_operators_pass_opcheck():
     theta = (torch.rand(P, generator=g) + 0.5).requires_grad_()
     cfg = A._as_list(kernel_config(LIF(decay_input=True, v_reset=None).spec(3)))
     torch.library.opcheck(A.fused_neuron_forward, (x, v0, beta, (1 - beta).detach(), theta, key, S, cfg,
-                                                   True, True))
+                                                   True, True, True))
 
 
 _PTX_SCRIPT = r"""
