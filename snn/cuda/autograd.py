@@ -132,7 +132,7 @@ def _forward_impl(x: Tensor, v0: Tensor, beta: Tensor, omb: Tensor, theta: Tenso
         if has_nan is None:  # the launcher does not test: one pass over the last state
             has_nan = not bool(torch.isfinite(v_last.sum())) and bool(torch.isnan(v_last).any())
         if has_nan:
-            raise ValueError(NAN_MESSAGE)
+            raise ValueError(NAN_MESSAGE.format("x"))
     return spikes, h if store_h else h[:0], v_seq if record_v else v_seq[:0], v_last
 
 

@@ -2,8 +2,8 @@
 
 Importing this module registers ``"numba"`` (CPU), ``"numba"`` (CUDA) and ``"cupy"``
 (CUDA), and defines their operators (:mod:`snn.cuda.autograd`). It imports neither Numba nor
-CuPy: kernels, and the packages they need, load on
-the first forward that uses them, and the availability checks run once per process.
+CuPy: kernels, and the packages they need, load on the first forward that uses them, and the
+availability checks run once per process.
 """
 from __future__ import annotations
 

@@ -64,7 +64,7 @@ def check_sequence(x: Tensor, name: str = "x", min_dim: int = 2, T: Optional[int
         raise ValueError(f"{name} contains NaN values")
 
 
-NAN_MESSAGE = "x contains NaN values (the membrane became NaN)"
+NAN_MESSAGE = "{} contains NaN values (the membrane became NaN)"  # .format(input name)
 
 
 def check_no_nan_membrane(v_last: Tensor, name: str = "x") -> None:
@@ -79,7 +79,7 @@ def check_no_nan_membrane(v_last: Tensor, name: str = "x") -> None:
     if not (v_last.is_floating_point() and nan_checks_enabled(v_last)):
         return
     if not bool(torch.isfinite(v_last.sum())) and bool(torch.isnan(v_last).any()):
-        raise ValueError(NAN_MESSAGE.replace("x ", f"{name} ", 1))
+        raise ValueError(NAN_MESSAGE.format(name))
 
 
 class BaseNeuron(StatefulModule):
