@@ -187,6 +187,7 @@ IMPLS: dict[str, tuple[Callable[[str], Layer], tuple[str, ...], Optional[str]]] 
     "snn-torch+compile": (_snn_compiled("torch"), ("cpu", "cuda"), None),
     "snn-numba+compile": (_snn_compiled("numba"), ("cpu", "cuda"), "numba"),
     "snn-cupy": (_snn("cupy"), ("cuda",), "cupy"),
+    "snn-cupy+compile": (_snn_compiled("cupy"), ("cuda",), "cupy"),
     "snn-auto-kernel": (_snn_kernel, ("cpu", "cuda"), None),
     "torch-loop": (_torch_loop, ("cpu", "cuda"), None),
     "spikingjelly": (_spikingjelly(False), ("cpu", "cuda"), "spikingjelly"),
