@@ -33,7 +33,8 @@ from snn.cuda.params import (CHARGE_DECAY_INPUT, KernelConfig, channel_layout, f
 from snn.neurons.base import NAN_MESSAGE, check_no_nan_membrane, nan_checks_enabled
 from snn.neurons.functional import NeuronSpec, multistep
 
-__all__ = ["Launcher", "FusedKernels", "make_run", "state_dtype"]
+__all__ = ["Launcher", "FusedKernels", "FusedNeuron", "fused_neuron_forward", "fused_neuron_backward", "make_run",
+           "state_dtype"]
 
 log = logging.getLogger("snn")
 

@@ -30,7 +30,7 @@ from typing import Callable, Optional, Protocol
 import torch
 from torch import Tensor
 
-__all__ = ["DelayLauncher", "register_delay_launcher", "fused_delay_conv", "fused_delay_forward",
+__all__ = ["DelayLauncher", "register_delay_launcher", "FusedDelayConv", "fused_delay_conv", "fused_delay_forward",
            "fused_delay_backward", "nonzero_window"]
 
 
@@ -221,7 +221,7 @@ def _setup_context(ctx, inputs, output) -> None:
     # the tap values are needed again only for the input gradient
     ctx.save_for_backward(x, history, values if need_seq else None, start, output[1] if window else None)
     ctx.args = (launcher, max_delay, values.shape[2], values.dtype)
-    ctx.eager = False  # _EagerFusedDelay sets it: then the backward skips the operator too
+    ctx.eager = False  # FusedDelayConv sets it: then the backward skips the operator too
 
 
 def _backward(ctx, gy: Optional[Tensor], _gwin: Optional[Tensor] = None):
@@ -240,7 +240,7 @@ def _backward(ctx, gy: Optional[Tensor], _gwin: Optional[Tensor] = None):
 fused_delay_forward.register_autograd(_backward, setup_context=_setup_context)
 
 
-class _EagerFusedDelay(torch.autograd.Function):
+class FusedDelayConv(torch.autograd.Function):
     """The forward operator's implementation and autograd formula without the operator's
     dispatch (~0.1 ms per call, as much as a small layer's kernels); eager calls take this
     path, ``torch.compile`` traces the operators."""
@@ -282,5 +282,5 @@ def fused_delay_conv(launcher: str, x: Tensor, values: Tensor, start: Tensor, ma
               and values.requires_grad)
     # the operator for tracers (torch.compile, make_fx: fake or functional tensor subclasses)
     traced = torch.compiler.is_compiling() or type(x) is not Tensor
-    forward = fused_delay_forward if traced else _EagerFusedDelay.apply
+    forward = fused_delay_forward if traced else FusedDelayConv.apply
     return forward(x, history, values, start, launcher, max_delay, window)[0]
