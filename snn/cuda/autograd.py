@@ -30,6 +30,7 @@ from torch import Tensor
 
 from snn.cuda.params import (CHARGE_DECAY_INPUT, KernelConfig, channel_layout, flat_param, kernel_config,
                              memory_order, supports)
+from snn.custom_ops import call, eager_twin
 from snn.neurons.base import NAN_MESSAGE, check_no_nan_membrane, nan_checks_enabled
 from snn.neurons.functional import NeuronSpec, multistep
 
@@ -219,7 +220,6 @@ def _setup_context(ctx, inputs, output) -> None:
     ctx.save_for_backward(h if store_h else None, v0 if keep_v0 else None, beta, omb, theta,
                           x if keep_x else None)
     ctx.args = (launcher, S, config, x.dtype, x.shape[0], x.shape[1])
-    ctx.eager = False  # FusedNeuron sets it: then the backward skips the operator too
 
 
 def _backward(ctx, gs, gh, gvseq, gvlast):
@@ -239,27 +239,11 @@ def _backward(ctx, gs, gh, gvseq, gvlast):
             None, None, None, None, None, None)
 
 
-fused_neuron_forward.register_autograd(_backward, setup_context=_setup_context)
-
-
-class FusedNeuron(torch.autograd.Function):
+FusedNeuron = eager_twin(
+    fused_neuron_forward, _forward_impl, _setup_context, _backward, "FusedNeuron",
     """The forward operator's implementation and autograd formula without the operator's
-    dispatch, which costs about as much as the kernels of a small layer (~0.1 ms per
-    training step); eager calls take this path, ``torch.compile`` traces the operators."""
-
-    @staticmethod
-    def forward(ctx, *args):  # type: ignore[override]
-        # forward(ctx, ...) rather than a separate setup_context: apply() then skips binding
-        # the arguments with inspect.signature, which alone costs ~0.05 ms per call
-        out = _forward_impl(*args)
-        _setup_context(ctx, args, out)
-        ctx.eager = True
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, *grads):  # type: ignore[override]
-        return _backward(ctx, *grads)
+    dispatch (:func:`snn.custom_ops.eager_twin`); eager calls take this path, ``torch.compile``
+    traces the operators.""")
 
 
 # -- the registry entry point ------------------------------------------------------------------
@@ -323,10 +307,7 @@ def make_run(kernels: FusedKernels
         else:
             v0f = v0.permute(step_order).reshape(N).to(sd).contiguous()
         store_h = _requires_grad(x, v0, beta, spec.v_threshold) and not kernels.recomputes_h
-        # the operator for tracers (torch.compile, make_fx: fake or functional tensor subclasses)
-        traced = torch.compiler.is_compiling() or type(xf) is not Tensor
-        forward = fused_neuron_forward if traced else FusedNeuron.apply
-        spikes, _, v_seq, v_last = forward(xf, v0f, b, o, th, kernels.key, S, _as_list(kernel_config(spec)),
+        spikes, _, v_seq, v_last = call(fused_neuron_forward, FusedNeuron, xf, v0f, b, o, th, kernels.key, S, _as_list(kernel_config(spec)),
                                            store_h, record_v, nan_checks_enabled(x))
         back = _inverse(order)
         return (spikes.view(xp.shape).permute(back), v_last.view(xp.shape[1:]).permute(_inverse(step_order)),

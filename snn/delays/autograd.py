@@ -30,6 +30,8 @@ from typing import Callable, Optional, Protocol
 import torch
 from torch import Tensor
 
+from snn.custom_ops import call, eager_twin
+
 __all__ = ["DelayLauncher", "register_delay_launcher", "FusedDelayConv", "fused_delay_conv", "fused_delay_forward",
            "fused_delay_backward", "nonzero_window"]
 
@@ -221,7 +223,6 @@ def _setup_context(ctx, inputs, output) -> None:
     # the tap values are needed again only for the input gradient
     ctx.save_for_backward(x, history, values if need_seq else None, start, output[1] if window else None)
     ctx.args = (launcher, max_delay, values.shape[2], values.dtype)
-    ctx.eager = False  # FusedDelayConv sets it: then the backward skips the operator too
 
 
 def _backward(ctx, gy: Optional[Tensor], _gwin: Optional[Tensor] = None):
@@ -237,27 +238,11 @@ def _backward(ctx, gy: Optional[Tensor], _gwin: Optional[Tensor] = None):
             gv.to(vdtype) if need_v else None, None, None, None, None)
 
 
-fused_delay_forward.register_autograd(_backward, setup_context=_setup_context)
-
-
-class FusedDelayConv(torch.autograd.Function):
+FusedDelayConv = eager_twin(
+    fused_delay_forward, _forward_impl, _setup_context, _backward, "FusedDelayConv",
     """The forward operator's implementation and autograd formula without the operator's
-    dispatch (~0.1 ms per call, as much as a small layer's kernels); eager calls take this
-    path, ``torch.compile`` traces the operators."""
-
-    @staticmethod
-    def forward(ctx, *args):  # type: ignore[override]
-        # forward(ctx, ...) rather than a separate setup_context: apply() then skips binding
-        # the arguments with inspect.signature
-        out = _forward_impl(*args)
-        _setup_context(ctx, args, out)
-        ctx.eager = True
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, *grads):  # type: ignore[override]
-        return _backward(ctx, *grads)
+    dispatch (:func:`snn.custom_ops.eager_twin`); eager calls take this path, ``torch.compile``
+    traces the operators.""")
 
 
 def fused_delay_conv(launcher: str, x: Tensor, values: Tensor, start: Tensor, max_delay: int,
@@ -280,7 +265,4 @@ def fused_delay_conv(launcher: str, x: Tensor, values: Tensor, start: Tensor, ma
     # windows wider than int16 holds (D over 32766 steps) simply compute every tap
     window = (inert_zeros and values.shape[2] <= _INT16_MAX and torch.is_grad_enabled()
               and values.requires_grad)
-    # the operator for tracers (torch.compile, make_fx: fake or functional tensor subclasses)
-    traced = torch.compiler.is_compiling() or type(x) is not Tensor
-    forward = fused_delay_forward if traced else FusedDelayConv.apply
-    return forward(x, history, values, start, launcher, max_delay, window)[0]
+    return call(fused_delay_forward, FusedDelayConv, x, history, values, start, launcher, max_delay, window)[0]
