@@ -194,21 +194,23 @@ class DelayLinear(InputHistoryModule):
 
     def window(self) -> int:
         """Taps per synapse ``W`` in the current mode (1 for integer delays)."""
-        if self.integer:
+        rounded, sigma = self._mode()  # one read of the buffers
+        if rounded:
             return 1
         if self.interpolation == "linear":
             return min(2, self.max_delay + 1)
-        return gaussian_width(self._mode()[1], self.max_delay, self.truncate)
+        return gaussian_width(sigma, self.max_delay, self.truncate)
 
     def taps(self) -> Taps:
         """The current per-synapse kernels as :class:`snn.delays.taps.Taps` (differentiable)."""
         D = self.max_delay
-        if self.integer:
+        rounded, sigma = self._mode()  # one read of the buffers
+        if rounded:
             return integer_taps(self.weight, self.delay, D)
         d = self.delay.clamp(0.0, float(D))
         if self.interpolation == "linear":
             return linear_taps(self.weight, d, D)
-        return gaussian_taps(self.weight, d, self._mode()[1], D, self.truncate)
+        return gaussian_taps(self.weight, d, sigma, D, self.truncate)
 
     def dense_kernel(self) -> Tensor:
         """``[out, in, D + 1]`` kernel (index = delay in timesteps), for inspection and export."""
