@@ -131,9 +131,9 @@ def _forward_impl(x: Tensor, v0: Tensor, beta: Tensor, omb: Tensor, theta: Tenso
     has_nan = impl.forward(x, v0.contiguous(), beta.contiguous(), omb.contiguous(), theta.contiguous(), S,
                            _config(config), spikes, h, store_h, v_seq, record_v, v_last)
     if check_nan:
-        if has_nan is None:  # the launcher does not test: one pass over the last state
-            has_nan = not bool(torch.isfinite(v_last.sum())) and bool(torch.isnan(v_last).any())
-        if has_nan:
+        if has_nan is None:  # the launcher does not test: the layer's pass over the last state
+            check_no_nan_membrane(v_last)
+        elif has_nan:
             raise ValueError(NAN_MESSAGE.format("x"))
     return spikes, h if store_h else h[:0], v_seq if record_v else v_seq[:0], v_last
 
