@@ -8,7 +8,7 @@ from typing import Callable, Generic, Optional, Protocol, TypeVar
 
 import torch
 
-__all__ = ["BackendLike", "BackendRegistry", "requirement_reason"]
+__all__ = ["BackendLike", "BackendRegistry", "requirement_reason", "functorch_active"]
 
 
 class BackendLike(Protocol):
@@ -43,6 +43,19 @@ def requirement_reason(backend: BackendLike, kind: str = "backend") -> Optional[
         return (f"{kind} {backend.name!r} needs the package {backend.requires!r}, which is not installed"
                 + (f"; install it with `{backend.install_hint}`" if backend.install_hint else ""))
     return backend.available() if backend.available is not None else None
+
+
+def functorch_active() -> bool:
+    """Whether a ``torch.func`` transform (``grad``, ``vmap``, ``jacrev``, ``functional_call``
+    under ``vmap``, ...) is running around this call.
+
+    The fused kernels cannot run under these transforms: PyTorch supports neither an
+    ``autograd.Function`` without ``setup_context`` nor a custom operator's autograd formula
+    there, and kernels read raw memory, which ``vmap``'s batched tensors do not have. Backend
+    resolution therefore picks the ``torch`` reference under a transform, and value tests (NaN
+    checks, which ``vmap`` cannot answer) are skipped. Always ``False`` while ``torch.compile``
+    traces (Dynamo handles the transforms itself)."""
+    return not torch.compiler.is_compiling() and torch._C._are_functorch_transforms_active()
 
 
 B = TypeVar("B", bound=BackendLike)

@@ -18,7 +18,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-from snn.backend_registry import BackendRegistry, requirement_reason
+from snn.backend_registry import BackendRegistry, functorch_active, requirement_reason
 from snn.neurons.functional import NeuronSpec, multistep
 
 __all__ = ["Backend", "register_backend", "resolve_backend", "available_backends", "backend_names"]
@@ -71,6 +71,7 @@ class Backend:
 _BACKENDS: BackendRegistry[Backend] = BackendRegistry("backend")
 _REGISTRY = _BACKENDS.entries
 _warned: set[tuple[str, str]] = set()
+_noted: set[str] = set()
 
 
 def register_backend(backend: Backend) -> None:
@@ -97,7 +98,18 @@ def resolve_backend(name: str, device_type: str, spec: NeuronSpec, dtype: Option
             this device type, or one that does not support the neuron's options.
         RuntimeError: the backend exists but cannot run here (names the missing package and
             the command that installs it).
+    Under a ``torch.func`` transform (:func:`snn.backend_registry.functorch_active`) every
+    name resolves to the ``torch`` reference, which the transforms can differentiate and
+    batch; the first such call says so at INFO level.
     """
+    if functorch_active():
+        if name not in ("auto", "torch"):
+            _BACKENDS.lookup(name, device_type)  # still an error for an unknown name
+        if name != "torch" and "functorch" not in _noted:
+            _noted.add("functorch")
+            log.info("fused neuron kernels do not run under torch.func transforms; "
+                     "backend %r runs the torch reference there", name)
+        return _BACKENDS.reference("torch", device_type)
     if name == "auto":
         for b in _BACKENDS.by_priority(device_type):
             if b.unavailable_reason() is not None or (dtype is not None and not b.covers(dtype)):

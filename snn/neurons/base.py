@@ -9,6 +9,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from snn.backend_registry import functorch_active
 from snn.neurons.backends import resolve_backend
 from snn.neurons.functional import NeuronSpec, neuron_step
 from snn.state import StatefulModule
@@ -29,9 +30,10 @@ def nan_checks_enabled(x: Tensor) -> bool:
     that keeps the GPU busy, so GPU runs test only when anomaly detection asks for it (the
     trainer still stops on a non-finite loss, :func:`snn.train.loop.train_epoch`). Code being
     compiled by ``torch.compile`` does not test either: reading the answer would break the
-    graph at every layer.
+    graph at every layer; nor does code under a ``torch.func`` transform, where ``vmap``
+    cannot read values (:func:`snn.backend_registry.functorch_active`).
     """
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or functorch_active():
         return False
     return x.device.type == "cpu" or torch.is_anomaly_enabled()
 
