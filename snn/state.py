@@ -29,6 +29,18 @@ class StatefulModule(nn.Module):
         """Return to rest (drop the carried state)."""
         raise NotImplementedError
 
+    def __getstate__(self) -> dict:
+        """The module's attributes for ``copy.deepcopy`` and pickling, with carried state
+        tensors (membranes, recorded ``v_seq``, input histories) detached from their autograd
+        graph: a non-leaf tensor cannot be deep-copied, so without this ``copy.deepcopy`` of a
+        model fails after any forward that needed gradients (e.g. a best-model snapshot or an
+        EMA copy taken during training). The copy carries the same values."""
+        state = super().__getstate__()
+        for k, v in state.items():
+            if isinstance(v, Tensor) and v.grad_fn is not None:
+                state[k] = v.detach()
+        return state
+
     def detach_state(self) -> None:
         """Cut the autograd graph of the carried state (truncated BPTT on streams)."""
 
