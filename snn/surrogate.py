@@ -27,8 +27,8 @@ __all__ = [
 
 
 class _HeavisideSurrogate(torch.autograd.Function):
-    # forward / setup_context split and a generated vmap rule: torch.func (grad, vmap, jacrev)
-    # transforms work through it
+    # forward / setup_context split, a generated vmap rule and a jvp: torch.func transforms
+    # (grad, vmap, jacrev, and forward mode: jvp, jacfwd) work through it
     generate_vmap_rule = True
 
     @staticmethod
@@ -45,12 +45,18 @@ class _HeavisideSurrogate(torch.autograd.Function):
     def setup_context(ctx, inputs: tuple, output: Tensor) -> None:
         x, surrogate = inputs
         ctx.save_for_backward(x)
+        ctx.save_for_forward(x)
         ctx.surrogate = surrogate
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
         (x,) = ctx.saved_tensors
         return grad_out * ctx.surrogate.grad(x), None
+
+    @staticmethod
+    def jvp(ctx, x_tangent: Tensor, _surrogate_tangent: None) -> Tensor:  # forward mode: the same σ'
+        (x,) = ctx.saved_tensors
+        return x_tangent * ctx.surrogate.grad(x)
 
 
 @dataclass(frozen=True)

@@ -93,3 +93,17 @@ def test_torch_func_transforms_work_through_the_spike_function():
     (lif(xr) * w).sum().backward()
     torch.testing.assert_close(g_layer, xr.grad, rtol=0, atol=0)
     assert torch.equal(vmap(snn.surrogate.spike)(x), (x >= 0).to(x.dtype))
+
+
+@pytest.mark.parametrize("s", ALL, ids=repr)
+def test_forward_mode_jvp_uses_the_surrogate(s):
+    from torch.func import jvp
+    from torch.autograd import forward_ad as fwAD
+    x = torch.randn(50, dtype=torch.float64)
+    t = torch.randn(50, dtype=torch.float64)
+    out, tangent = jvp(lambda v: spike(v, s), (x,), (t,))
+    assert torch.equal(out, (x >= 0).to(x.dtype))
+    torch.testing.assert_close(tangent, t * s.grad(x), rtol=0, atol=0)
+    with fwAD.dual_level():  # the dual-number API too
+        tangent2 = fwAD.unpack_dual(spike(fwAD.make_dual(x, t), s)).tangent
+    torch.testing.assert_close(tangent2, tangent, rtol=0, atol=0)

@@ -8,10 +8,12 @@ import logging
 
 import pytest
 import torch
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call, grad, jacfwd, jacrev, vmap
 
 from snn.models.registry import build_model
 from snn.neurons import IF, LIF, PLIF, backends
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")  # torch.func's
 
 BACKENDS = ["torch", "numba", "auto"]
 MODELS = {
@@ -77,6 +79,16 @@ def test_per_sample_gradients_equal_a_loop(backend):
         refs = torch.autograd.grad((out * _weights()).sum(), list(layer.parameters()))
         for (name, _), r in zip(layer.named_parameters(), refs):
             torch.testing.assert_close(per_sample[name][i], r, msg=f"{name}, sample {i}")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_forward_mode_jacobian_equals_reverse_mode(model, backend):
+    layer = MODELS[model](backend)
+    x = _input(B=2)[:4]
+    j_fwd = jacfwd(layer)(x)
+    assert j_fwd.abs().sum() > 0
+    torch.testing.assert_close(j_fwd, jacrev(layer)(x))
 
 
 def test_nan_checks_are_skipped_under_vmap_and_kept_outside():
