@@ -13,6 +13,8 @@ higher throughput per tap), so ``"auto"`` uses the fused kernel only for narrow 
 (:data:`FUSED_MAX_FRACTION`, measured by ``benchmarks/delays.py``): integer delays (``W = 1``),
 linear interpolation (``W = 2``) and a Gaussian once ``σ`` has decayed. On CUDA, ``"auto"``
 keeps cuDNN's dense convolution (the numba.cuda kernels are correct but were not tuned on a GPU).
+Under a ``torch.func`` transform (``grad``, ``vmap``, ...) every name runs the ``"torch"``
+reference (:func:`resolve_delay_backend`).
 
 The ``"numba"`` backends run the operators ``snn::fused_delay_forward`` and
 ``snn::fused_delay_backward`` (:mod:`snn.delays.autograd`, launchers named
@@ -30,7 +32,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-from snn.backend_registry import BackendRegistry, requirement_reason
+from snn.backend_registry import BackendRegistry, functorch_active, requirement_reason
 from snn.cuda.backends import CUDA_INSTALL_HINT, numba_cuda_reason
 from snn.delays.autograd import fused_delay_conv, register_delay_launcher
 from snn.delays.functional import dense_delay_conv
@@ -75,6 +77,7 @@ class DelayBackend:
 
 _BACKENDS: BackendRegistry[DelayBackend] = BackendRegistry("delay backend")
 _REGISTRY = _BACKENDS.entries
+_noted: set[str] = set()
 
 
 def register_delay_backend(backend: DelayBackend) -> None:
@@ -90,11 +93,25 @@ def delay_backend_names() -> list[str]:
 def resolve_delay_backend(name: str, x: Tensor, width: int, max_delay: int) -> DelayBackend:
     """The backend that runs ``delay_conv`` for input ``x`` and windows of ``width`` taps.
 
+    Under a ``torch.func`` transform (:func:`snn.backend_registry.functorch_active`) every
+    name resolves to the ``torch`` reference (dense kernel + ``conv1d``), which the transforms
+    can differentiate and batch: the fused operators have no functorch rules and their kernels
+    read raw memory. The first such call says so at INFO level.
+
     Raises:
         ValueError: unknown name (lists the valid ones) or a backend for another device type.
-        RuntimeError: the backend cannot run here (names the missing package / reason).
+        RuntimeError: the backend cannot run here (names the missing package / reason); under
+            a transform too, as outside one.
     """
     dev = x.device.type
+    if functorch_active():
+        if name not in ("auto", "torch"):
+            _BACKENDS.lookup(name, dev)  # still an error for an unknown (or unusable) name
+        if name != "torch" and "functorch" not in _noted:
+            _noted.add("functorch")
+            log.info("fused delay kernels do not run under torch.func transforms; "
+                     "delay backend %r runs the torch reference there", name)
+        return _BACKENDS.reference("torch", dev)
     if name == "auto":
         if width <= FUSED_MAX_FRACTION * (max_delay + 1):
             for b in _BACKENDS.by_priority(dev):

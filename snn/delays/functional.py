@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from snn.backend_registry import functorch_active
 from snn.delays.taps import Taps, taps_to_dense
 
 __all__ = ["delay_conv", "dense_delay_conv", "check_history"]
@@ -69,6 +70,10 @@ def delay_conv(x: Tensor, taps: Taps, history: Optional[Tensor] = None, backend:
     Returns:
         ``[T, B, N_out]``, differentiable in ``x``, ``history`` and ``taps.values``.
 
+    The range of ``taps.start`` is checked in eager calls only: code being compiled and code
+    under a ``torch.func`` transform (which also runs the ``"torch"`` reference whatever
+    ``backend`` says, :func:`snn.delays.backends.resolve_delay_backend`) skip that check.
+
     Raises:
         ValueError: ``x`` not 3-D, ``N_in`` mismatch, bad ``taps.start`` or ``history`` shape,
             unknown backend or one not for this device.
@@ -84,9 +89,9 @@ def delay_conv(x: Tensor, taps: Taps, history: Optional[Tensor] = None, backend:
         raise ValueError(f"taps.values must be [N_out, N_in={x.shape[2]}, W] with start [N_out, N_in]; got "
                          f"values {tuple(v.shape)}, start {tuple(start.shape)}")
     W = v.shape[2]
-    # the range of the starts is read from their values, which code being compiled skips
-    # (a graph break); eager calls check it
-    in_range = torch.compiler.is_compiling() or not start.numel() or (
+    # the range of the starts is read from their values, which code being compiled (a graph
+    # break) and code under a torch.func transform (vmap cannot read values) skip; eager calls check it
+    in_range = torch.compiler.is_compiling() or functorch_active() or not start.numel() or (
         int(start.min()) >= 0 and int(start.max()) <= D - W + 1)
     if W > D + 1 or not in_range:
         raise ValueError(f"taps.start must lie in [0, max_delay - W + 1] = [0, {D - W + 1}] for W={W} taps")

@@ -25,7 +25,8 @@ INTERPOLATIONS = ("gaussian", "linear")
 
 def _check_nan(x: Tensor, name: str) -> None:
     """One reduction instead of ``isnan(x).any()``: the sum is NaN iff ``x`` holds NaN (or both
-    infinities). Where :func:`snn.neurons.base.nan_checks_enabled` says (CPU, or CUDA under anomaly detection)."""
+    infinities). Where :func:`snn.neurons.base.nan_checks_enabled` says (CPU, or CUDA under anomaly
+    detection; never while ``torch.compile`` traces or under a ``torch.func`` transform)."""
     if x.numel() and x.is_floating_point() and nan_checks_enabled(x) and torch.isnan(x.detach().sum()):
         raise ValueError(f"{name} contains NaN values (or both +inf and -inf)")
 
@@ -65,6 +66,8 @@ class DelayLinear(InputHistoryModule):
         bias: add a learnable bias.
         generator: ``torch.Generator`` for the initial weights and delays.
         backend: ``"auto"``, ``"torch"`` (dense reference) or ``"numba"`` (fused kernels).
+            Under a ``torch.func`` transform (``grad``, ``vmap``, ...) every name runs the
+            ``"torch"`` reference (:func:`snn.delays.resolve_delay_backend`).
         device, dtype: factory arguments.
 
     Shape:
@@ -81,12 +84,14 @@ class DelayLinear(InputHistoryModule):
         sigma: 0-d buffer, the current σ (timesteps).
         rounded: 0-d bool buffer; True once delays are integers (after :meth:`round_delays_`,
             and always for ``"fixed"``/``"none"``). Saved in the ``state_dict``.
-        backend_used: backend of the last forward.
+        backend_used: backend of the last forward (``"torch"`` for one under a ``torch.func``
+            transform, ``"linear"`` when ``max_delay`` is 0).
 
     Raises:
         ValueError: bad sizes, ``max_delay < 0``, unknown ``delays``/``interpolation``,
             ``sigma ≤ 0``, ``truncate ≤ 0``; in forward, an input that is not
-            ``[T, B, in_features]`` or contains NaN.
+            ``[T, B, in_features]`` or contains NaN (tested where
+            :func:`snn.neurons.base.nan_checks_enabled` says).
 
     Examples:
         >>> import torch

@@ -34,6 +34,8 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor
 
+from snn.backend_registry import functorch_active
+
 __all__ = ["Taps", "EPS", "gaussian_taps", "linear_taps", "integer_taps", "gaussian_width", "taps_to_dense"]
 
 EPS = 1e-7
@@ -184,6 +186,22 @@ class _NormalisedTaps(torch.autograd.Function):
         return gw, gd, None, None, None, None
 
 
+def _normalised_taps(weight: Tensor, delay: Tensor, start: Tensor, W: int, sigma: Optional[float],
+                     truncate: Optional[float]) -> Tensor:
+    """The tap values of :class:`_NormalisedTaps` (``sigma=None``: the triangle).
+
+    Eager and compiled code use the ``autograd.Function`` (its written-out backward, and a
+    Numba pass for large CPU layers). Under a ``torch.func`` transform
+    (:func:`snn.backend_registry.functorch_active`), which runs neither a Function without
+    ``setup_context`` nor Numba, the same values come from the same torch operations as the
+    Function's torch forward, differentiated by autograd: the same gradient, with the
+    intermediates kept for backward (and differentiable again, for ``jacrev``/``hessian``)."""
+    if not functorch_active():
+        return _NormalisedTaps.apply(weight, delay, start, W, sigma, truncate)
+    g, _, Z = _gauss(delay, start, W, sigma, truncate) if sigma is not None else _triangle(delay, start, W)
+    return weight.unsqueeze(-1) * (g / Z)
+
+
 def gaussian_taps(weight: Tensor, delay: Tensor, sigma: float, max_delay: int,
                   truncate: Optional[float] = 3.0) -> Taps:
     r"""Gaussian-interpolated delay kernels (DCLS "gauss"), normalised over the taps in range.
@@ -230,7 +248,7 @@ def gaussian_taps(weight: Tensor, delay: Tensor, sigma: float, max_delay: int,
     D = max_delay
     W = gaussian_width(sigma, D, truncate)
     start = _gaussian_starts(delay, sigma, D, truncate)
-    values = _NormalisedTaps.apply(weight, delay, start, W, float(sigma), truncate)
+    values = _normalised_taps(weight, delay, start, W, float(sigma), truncate)
     return Taps(values, start, D, inert_zeros=True)
 
 
@@ -254,7 +272,7 @@ def linear_taps(weight: Tensor, delay: Tensor, max_delay: int) -> Taps:
     W = min(2, D + 1)
     with torch.no_grad():
         start = torch.floor(delay.detach()).long().clamp_(0, D - W + 1)
-    return Taps(_NormalisedTaps.apply(weight, delay, start, W, None, None), start, D, inert_zeros=True)
+    return Taps(_normalised_taps(weight, delay, start, W, None, None), start, D, inert_zeros=True)
 
 
 def integer_taps(weight: Tensor, delay: Tensor, max_delay: int) -> Taps:
@@ -274,12 +292,16 @@ def taps_to_dense(taps: Taps) -> Tensor:
     """The dense kernel ``[N_out, N_in, D + 1]`` (index = delay τ) of windowed taps.
 
     Differentiable in ``taps.values``; used by the torch reference backend and for inspection.
+    A window of all ``D + 1`` taps is returned as it is when ``start`` is all zeros (as valid
+    taps' is); code being compiled and code under a ``torch.func`` transform assume so
+    without reading ``start``.
     """
     v, start, D = taps.values, taps.start, taps.max_delay
     O, I, W = v.shape
-    # a full window starts at 0 (0 ≤ start ≤ D − W + 1); code being compiled relies on that
-    # rather than reading start's values (a graph break)
-    if W == D + 1 and (torch.compiler.is_compiling() or not bool(start.any())):
+    # a full window starts at 0 (0 ≤ start ≤ D − W + 1); code being compiled (a graph break)
+    # and code under a torch.func transform (vmap cannot read values) rely on that rather
+    # than reading start's values
+    if W == D + 1 and (torch.compiler.is_compiling() or functorch_active() or not bool(start.any())):
         return v
     idx = start.unsqueeze(-1) + torch.arange(W, device=v.device)
     return v.new_zeros(O, I, D + 1).scatter_add(2, idx, v)
