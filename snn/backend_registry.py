@@ -7,8 +7,10 @@ import importlib.util
 from typing import Callable, Generic, Optional, Protocol, TypeVar
 
 import torch
+from torch.autograd import forward_ad
 
-__all__ = ["BackendLike", "BackendRegistry", "requirement_reason", "functorch_active"]
+__all__ = ["BackendLike", "BackendRegistry", "requirement_reason", "functorch_active", "forward_ad_active",
+           "reference_only"]
 
 
 class BackendLike(Protocol):
@@ -56,6 +58,21 @@ def functorch_active() -> bool:
     checks, which ``vmap`` cannot answer) are skipped. Always ``False`` while ``torch.compile``
     traces (Dynamo handles the transforms itself)."""
     return not torch.compiler.is_compiling() and torch._C._are_functorch_transforms_active()
+
+
+def forward_ad_active() -> bool:
+    """Whether a ``torch.autograd.forward_ad.dual_level()`` is open (forward-mode AD with dual
+    tensors), where the fused kernels' autograd Functions, which have no ``jvp``, cannot run.
+    Always ``False`` while ``torch.compile`` traces."""
+    return not torch.compiler.is_compiling() and forward_ad._current_level >= 0
+
+
+def reference_only() -> bool:
+    """Whether layers must run their pure-torch reference: under a ``torch.func`` transform
+    (:func:`functorch_active`) or forward-mode AD (:func:`forward_ad_active`), which neither
+    the fused kernels nor the hand-written autograd Functions support. Backend resolution
+    (neurons and delay synapses) then picks the ``torch`` reference."""
+    return functorch_active() or forward_ad_active()
 
 
 B = TypeVar("B", bound=BackendLike)

@@ -32,7 +32,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-from snn.backend_registry import BackendRegistry, functorch_active, requirement_reason
+from snn.backend_registry import BackendRegistry, reference_only, requirement_reason
 from snn.cuda.backends import CUDA_INSTALL_HINT, numba_cuda_reason
 from snn.delays.autograd import fused_delay_conv, register_delay_launcher
 from snn.delays.functional import dense_delay_conv
@@ -93,7 +93,7 @@ def delay_backend_names() -> list[str]:
 def resolve_delay_backend(name: str, x: Tensor, width: int, max_delay: int) -> DelayBackend:
     """The backend that runs ``delay_conv`` for input ``x`` and windows of ``width`` taps.
 
-    Under a ``torch.func`` transform (:func:`snn.backend_registry.functorch_active`) every
+    Under a ``torch.func`` transform or forward-mode AD (:func:`snn.backend_registry.reference_only`) every
     name resolves to the ``torch`` reference (dense kernel + ``conv1d``), which the transforms
     can differentiate and batch: the fused operators have no functorch rules and their kernels
     read raw memory. The first such call says so at INFO level.
@@ -104,12 +104,12 @@ def resolve_delay_backend(name: str, x: Tensor, width: int, max_delay: int) -> D
             a transform too, as outside one.
     """
     dev = x.device.type
-    if functorch_active():
+    if reference_only():
         if name not in ("auto", "torch"):
             _BACKENDS.lookup(name, dev)  # still an error for an unknown (or unusable) name
         if name != "torch" and "functorch" not in _noted:
             _noted.add("functorch")
-            log.info("fused delay kernels do not run under torch.func transforms; "
+            log.info("fused delay kernels do not run under torch.func transforms or forward-mode AD; "
                      "delay backend %r runs the torch reference there", name)
         return _BACKENDS.reference("torch", dev)
     if name == "auto":

@@ -34,7 +34,7 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor
 
-from snn.backend_registry import functorch_active
+from snn.backend_registry import functorch_active, reference_only
 
 __all__ = ["Taps", "EPS", "gaussian_taps", "linear_taps", "integer_taps", "gaussian_width", "taps_to_dense"]
 
@@ -192,11 +192,11 @@ def _normalised_taps(weight: Tensor, delay: Tensor, start: Tensor, W: int, sigma
 
     Eager and compiled code use the ``autograd.Function`` (its written-out backward, and a
     Numba pass for large CPU layers). Under a ``torch.func`` transform
-    (:func:`snn.backend_registry.functorch_active`), which runs neither a Function without
-    ``setup_context`` nor Numba, the same values come from the same torch operations as the
+    or forward-mode AD (:func:`snn.backend_registry.reference_only`), which run neither this
+    Function (no ``setup_context``, no ``jvp``) nor Numba, the same values come from the same torch operations as the
     Function's torch forward, differentiated by autograd: the same gradient, with the
     intermediates kept for backward (and differentiable again, for ``jacrev``/``hessian``)."""
-    if not functorch_active():
+    if not reference_only():
         return _NormalisedTaps.apply(weight, delay, start, W, sigma, truncate)
     g, _, Z = _gauss(delay, start, W, sigma, truncate) if sigma is not None else _triangle(delay, start, W)
     return weight.unsqueeze(-1) * (g / Z)

@@ -18,7 +18,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-from snn.backend_registry import BackendRegistry, functorch_active, requirement_reason
+from snn.backend_registry import BackendRegistry, reference_only, requirement_reason
 from snn.neurons.functional import NeuronSpec, multistep
 
 __all__ = ["Backend", "register_backend", "resolve_backend", "available_backends", "backend_names"]
@@ -98,16 +98,16 @@ def resolve_backend(name: str, device_type: str, spec: NeuronSpec, dtype: Option
             this device type, or one that does not support the neuron's options.
         RuntimeError: the backend exists but cannot run here (names the missing package and
             the command that installs it).
-    Under a ``torch.func`` transform (:func:`snn.backend_registry.functorch_active`) every
+    Under a ``torch.func`` transform or forward-mode AD (:func:`snn.backend_registry.reference_only`) every
     name resolves to the ``torch`` reference, which the transforms can differentiate and
     batch; the first such call says so at INFO level.
     """
-    if functorch_active():
+    if reference_only():
         if name not in ("auto", "torch"):
             _BACKENDS.lookup(name, device_type)  # still an error for an unknown name
         if name != "torch" and "functorch" not in _noted:
             _noted.add("functorch")
-            log.info("fused neuron kernels do not run under torch.func transforms; "
+            log.info("fused neuron kernels do not run under torch.func transforms or forward-mode AD; "
                      "backend %r runs the torch reference there", name)
         return _BACKENDS.reference("torch", device_type)
     if name == "auto":

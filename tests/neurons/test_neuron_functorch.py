@@ -140,3 +140,21 @@ def test_preset_per_sample_gradients_equal_a_loop(preset, kw, shape):
         refs = torch.autograd.grad(out.pow(2).mean(), list(model.parameters()))
         for (name, _), r in zip(model.named_parameters(), refs):
             torch.testing.assert_close(per_sample[name][i], r, msg=f"{name}, sample {i}", rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_dual_number_forward_ad_equals_the_jacobian(model, backend):
+    from torch.autograd import forward_ad as fwAD
+    layer = MODELS[model](backend)
+    x = _input(B=2)[:4]
+    t = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    with fwAD.dual_level():
+        out = layer(fwAD.make_dual(x, t))
+        assert layer.backend_used == "torch"
+        primal, tangent = fwAD.unpack_dual(out)
+    assert torch.equal(primal, layer(x))
+    expected = (jacrev(layer)(x) * t).sum(dim=tuple(range(x.dim(), 2 * x.dim())))
+    torch.testing.assert_close(tangent, expected)
+    layer(x)
+    assert layer.backend_used == ("torch" if backend == "torch" else "numba")  # the dual level is closed

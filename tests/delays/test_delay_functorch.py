@@ -12,6 +12,8 @@ from snn.delays import DelayLinear, delay_conv, gaussian_taps, linear_taps, reso
 from snn.delays import backends as delay_backends
 from snn.models.registry import build_model
 
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")  # torch.func's
+
 NUMBA = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba is not installed")
 BACKENDS = ["torch", "auto", pytest.param("numba", marks=NUMBA)]
 # (interpolation, sigma, rounded): the training-time sigma (D / 2, a window of all D + 1 taps),
@@ -199,3 +201,26 @@ def test_shd_delays_preset_under_grad_and_vmap(rounded, backend):
     for b in range(Bs):
         want_b = autograd_grads(model, lambda p, xb: loss(p, xb.unsqueeze(1)), params, x[:, b])
         assert_grads_close({n: g[b] for n, g in per_sample.items()}, want_b)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("interpolation,sigma,rounded", MODES, ids=MODE_IDS)
+def test_dual_number_forward_ad_equals_the_vjp_jacobian(interpolation, sigma, rounded, backend):
+    """Forward-mode AD (dual tensors) in the input and the delay positions: the taps' Function
+    and the fused kernels have no jvp, so both run their torch form inside a dual level."""
+    from torch.autograd import forward_ad as fwAD
+    from torch.func import jvp
+    layer = make_layer(interpolation, sigma, rounded, backend)
+    x = spikes(T, B, N_IN)
+    tx = torch.randn(x.shape, generator=torch.Generator().manual_seed(4))
+    params = detached(layer)
+    td = torch.randn(params["delay"].shape, generator=torch.Generator().manual_seed(5))
+    with fwAD.dual_level():
+        dual = {**params, "delay": fwAD.make_dual(params["delay"], td)}
+        primal, tangent = fwAD.unpack_dual(functional_call(layer, dual, (fwAD.make_dual(x, tx),)))
+        assert layer.backend_used == "torch"
+    torch.testing.assert_close(primal, layer(x), **TOL)
+    # the same directional derivative from torch.func.jvp (functorch's forward mode)
+    _, want = jvp(lambda xx, d: functional_call(layer, {**params, "delay": d}, (xx,)), (x, params["delay"]), (tx, td))
+    torch.testing.assert_close(tangent, want, **TOL)
+    assert tangent.abs().sum() > 0
