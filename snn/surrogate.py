@@ -20,6 +20,8 @@ from typing import ClassVar, Union
 import torch
 from torch import Tensor
 
+from snn.backend_registry import reference_only
+
 __all__ = [
     "Surrogate", "ATan", "Sigmoid", "FastSigmoid", "SuperSpike", "Triangle", "Gaussian",
     "Erfc", "SURROGATES", "get_surrogate", "spike",
@@ -27,8 +29,9 @@ __all__ = [
 
 
 class _HeavisideSurrogate(torch.autograd.Function):
-    # forward / setup_context split, a generated vmap rule and a jvp: torch.func transforms
-    # (grad, vmap, jacrev, and forward mode: jvp, jacfwd) work through it
+    # forward / setup_context split and a generated vmap rule: torch.func transforms (grad,
+    # vmap, jacrev) work through it; forward mode takes the subclass with a jvp, which Dynamo
+    # cannot trace (a graph break per call), so compiled code never sees it
     generate_vmap_rule = True
 
     @staticmethod
@@ -45,7 +48,6 @@ class _HeavisideSurrogate(torch.autograd.Function):
     def setup_context(ctx, inputs: tuple, output: Tensor) -> None:
         x, surrogate = inputs
         ctx.save_for_backward(x)
-        ctx.save_for_forward(x)
         ctx.surrogate = surrogate
 
     @staticmethod
@@ -53,8 +55,19 @@ class _HeavisideSurrogate(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         return grad_out * ctx.surrogate.grad(x), None
 
+
+class _HeavisideSurrogateJvp(_HeavisideSurrogate):
+    """The same, with forward mode (``torch.func.jvp``/``jacfwd``, dual tensors): the tangent
+    is the input tangent times the same σ'. Used only under a transform or forward AD
+    (:func:`snn.backend_registry.reference_only`)."""
+
     @staticmethod
-    def jvp(ctx, x_tangent: Tensor, _surrogate_tangent: None) -> Tensor:  # forward mode: the same σ'
+    def setup_context(ctx, inputs: tuple, output: Tensor) -> None:
+        _HeavisideSurrogate.setup_context(ctx, inputs, output)
+        ctx.save_for_forward(inputs[0])
+
+    @staticmethod
+    def jvp(ctx, x_tangent: Tensor, _surrogate_tangent: None) -> Tensor:
         (x,) = ctx.saved_tensors
         return x_tangent * ctx.surrogate.grad(x)
 
@@ -86,7 +99,8 @@ class Surrogate:
 
     def __call__(self, x: Tensor) -> Tensor:
         """Spike ``Θ(x)`` (float 0./1., same dtype) with this surrogate in the backward pass."""
-        return _HeavisideSurrogate.apply(x, self)
+        fn = _HeavisideSurrogateJvp if reference_only() else _HeavisideSurrogate
+        return fn.apply(x, self)
 
 
 @dataclass(frozen=True)
