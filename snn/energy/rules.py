@@ -13,7 +13,8 @@ layer                                     counted per call
 ``snn.IF/LIF/PLIF`` (``BaseNeuron``)      1 membrane update per neuron per timestep; spikes
 ``snn.LeakyIntegrator``                   1 membrane update per neuron per timestep
 ``Flatten``, ``Dropout``, ``Identity``,   free; flattened, padded (or concatenated, indexed)
-padding, ReLU-type activations            spike trains stay spikes (:mod:`.spike_flow`)
+padding, ReLU-type activations,           spike trains stay spikes (:mod:`.spike_flow`)
+``TimeSharedDropout`` (``shd-delays``)
 ``nn.Sequential``, ``snn.TimeDistributed`` container: its children are counted
 ``IFActivation`` (converted networks)     its IF neuron as above; the output ``θ·s`` is spikes
 ``SpikingMaxPool`` (converted networks)   free; the output is spikes only if the input is
@@ -35,6 +36,7 @@ from snn.delays.layer import DelayLinear
 from snn.energy.fanout import conv_fanout, linear_fanout, pool_fanout
 from snn.energy.registry import CONTAINER, FREE, RuleContext, register_rule
 from snn.layers import TimeDistributed
+from snn.models.shd import TimeSharedDropout
 from snn.neurons import BaseNeuron, LeakyIntegrator
 
 __all__ = ["linear_rule", "neuron_rule", "readout_rule"]
@@ -170,5 +172,5 @@ def _spiking_max_pool_rule(module: SpikingMaxPool, inputs: tuple, output: Tensor
 
 register_rule(IFActivation, _if_activation_rule, count_children=True)
 register_rule(SpikingMaxPool, _spiking_max_pool_rule)
-for _cls in (QCFS, ClipReLU):
+for _cls in (QCFS, ClipReLU, TimeSharedDropout):
     register_rule(_cls, FREE)

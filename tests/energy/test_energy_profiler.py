@@ -148,6 +148,18 @@ def test_uncounted_modules_are_reported(caplog):
     assert "no counting rule" in caplog.text and "NOT counted" in r.table()
 
 
+@pytest.mark.parametrize("preset,kw,shape", [
+    ("conv", dict(in_channels=2, num_classes=10), (4, 2, 2, 34, 34)),
+    ("mlp2", dict(in_features=40, num_classes=5), (4, 2, 40)),
+    ("shd-delays", dict(in_features=700, num_classes=20), (6, 2, 700)),
+])
+def test_every_layer_of_the_presets_has_a_rule(preset, kw, shape, caplog):
+    model = build_model(preset, **kw).eval()
+    with caplog.at_level("WARNING", logger="snn"):
+        r = profile(model, (torch.rand(shape) < 0.3).float(), measure_time=False)
+    assert r.counts.uncounted == [] and "no counting rule" not in caplog.text
+
+
 def test_hooks_are_removed_after_profiling():
     model = _mlp()
     profile(model, _x(), measure_time=False)
