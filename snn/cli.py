@@ -166,7 +166,14 @@ def _check_train_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--batch-size must be ≥ 1, got {args.batch_size}")
     if args.T is not None and args.T < 1:
         raise ValueError(f"--T must be ≥ 1, got {args.T}")
+    check_fraction(args.val_fraction)
     _device(args.device)
+
+
+def check_fraction(value: float, what: str = "--val-fraction") -> None:
+    """``value`` must lie in (0, 1) (a hold-out fraction), whether or not it will be used."""
+    if not 0 < value < 1:
+        raise ValueError(f"{what} must be in (0, 1), got {value}")
 
 
 def _resumed_config(args: argparse.Namespace):
@@ -184,9 +191,14 @@ def _resumed_config(args: argparse.Namespace):
         else:
             why = ""
         raise FileNotFoundError(f"nothing to resume in {out}: no {CHECKPOINT}{why}")
-    cfg = TrainConfig.from_dict(load_train_checkpoint(out / CHECKPOINT)["config"])
+    ck = load_train_checkpoint(out / CHECKPOINT)
+    cfg = TrainConfig.from_dict(ck["config"])
     cfg.out, cfg.resume, cfg.progress = str(out), True, not args.no_progress
     if args.epochs is not None:                     # extending (or shortening) the run on purpose
+        done = int(ck.get("epoch", 0))
+        if args.epochs < done:
+            raise ValueError(f"--epochs {args.epochs} is below the {done} epochs the run in {out} has already "
+                             f"trained: pass --epochs {done} or more")
         cfg.epochs = args.epochs
     _device(cfg.device, "the run's device")
     return cfg
@@ -310,6 +322,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args.argv = argv
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
+        if isinstance(getattr(args, "device", None), str):
+            _device(args.device)                    # every subcommand: a one-line error, before any work
         return args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
         print(f"snn {args.command}: error: {e}", file=sys.stderr)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -118,24 +119,85 @@ def _model(args: argparse.Namespace, info: dict) -> tuple[nn.Module, dict]:
     return build_model(args.model, **kwargs), {"preset": args.model, "model_kwargs": kwargs}
 
 
+def _values(v: Any) -> str:
+    return ",".join(str(x) for x in v) if isinstance(v, (list, tuple)) else str(v)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """The option values of ``snn compress`` that need no data (all but ``--device``), checked
+    before the run folder is written: each a one-line ``ValueError`` naming the option
+    (FileNotFoundError for a missing ``--energy-model`` JSON file)."""
+    from snn.cli import check_fraction
+    sched = list(args.schedule)
+    if not sched or any(T < 1 for T in sched) or any(a <= b for a, b in zip(sched, sched[1:])):
+        raise ValueError(f"--schedule must be strictly decreasing timesteps ≥ 1 (e.g. 5,4,3,2,1), "
+                         f"got {_values(sched)}")
+    for name, vals in (("--epochs", args.epochs), ("--lr", args.lr)):
+        if len(vals) not in (1, len(sched)):
+            raise ValueError(f"{name} needs one value or one per stage of --schedule ({len(sched)}), "
+                             f"got {len(vals)}: {_values(vals)}")
+    if any(e < 1 for e in args.epochs):
+        raise ValueError(f"--epochs must be ≥ 1, got {_values(args.epochs)}")
+    if any(not (0 < lr < math.inf) for lr in args.lr):
+        raise ValueError(f"--lr must be positive, got {_values(args.lr)}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be ≥ 1, got {args.batch_size}")
+    if not 0 <= args.weight_decay < math.inf:
+        raise ValueError(f"--weight-decay must be ≥ 0, got {args.weight_decay}")
+    if isinstance(args.threshold_rescale, (int, float)) and not 0 < args.threshold_rescale < math.inf:
+        raise ValueError(f"--threshold-rescale must be none, rate or a positive factor, got {args.threshold_rescale}")
+    if args.input_scale is not None and not 0 < args.input_scale < math.inf:
+        raise ValueError(f"--input-scale must be positive, got {args.input_scale}")
+    if args.report_samples < 1:
+        raise ValueError(f"--report-samples must be ≥ 1, got {args.report_samples}")
+    if args.downsample is not None and not 0 < args.downsample <= 1:
+        raise ValueError(f"--downsample must be in (0, 1], got {args.downsample}")
+    check_fraction(args.val_fraction)
+    try:
+        from snn.energy import get_energy_model
+    except ImportError:  # pragma: no cover - energy accounting not installed
+        pass
+    else:
+        try:
+            get_energy_model(args.energy_model)
+        except ValueError as e:
+            raise ValueError(f"--energy-model: {e}") from None
+
+
+def _resumable(out: Path, schedule: list[int]) -> bool:
+    """Whether ``out`` holds anything a run could resume from: a finished stage or a finished epoch."""
+    from snn.latency.runs import PROGRESS, stage_file
+    return (out / PROGRESS).exists() or any((out / stage_file(i, T)).exists() for i, T in enumerate(schedule))
+
+
 def handler(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from snn.latency.iir import compress_timesteps
+    from snn.cli import _device
     from snn.train import TrainConfig, load_train_checkpoint
     from snn.train.checkpoint import write_json
-    from snn.train.loop import check_device
+    device = _device(args.device)                   # not a stored setting: a resumed run may change it
     if args.out is None:
         if args.resume:
             raise ValueError("--resume needs --out, the run folder to continue")
         args.out = str(Path("runs") / f"compress-{time.strftime('%Y%m%d-%H%M%S')}")
     out = Path(args.out)
-    if args.resume and (out / CLI_FILE).exists():
+    stored_settings = args.resume and (out / CLI_FILE).exists()
+    if stored_settings:
         stored = json.loads((out / CLI_FILE).read_text())
         for k in _STORED:
             if k in stored:
                 setattr(args, k, tuple(stored[k]) if k == "sensor_size" and stored[k] else stored[k])
+    try:
+        _check_args(args)
+    except ValueError as e:
+        if stored_settings and not _resumable(out, list(args.schedule)):
+            raise ValueError(f"{e} (a setting stored in {out / CLI_FILE} by a run that never finished an epoch: "
+                             f"remove {out} and start the run again)") from None
+        raise
+    if not args.resume and (out / CLI_FILE).exists():
+        raise FileExistsError(f"{out} already holds a compress run: pass --resume or choose another --out")
     base_spec = None
     if args.checkpoint:
         cfg = TrainConfig.from_dict(load_train_checkpoint(args.checkpoint)["config"])  # names what else it is
@@ -144,25 +206,43 @@ def handler(args: argparse.Namespace) -> int:
             args.input_scale = 1.0 / cfg.data.T
     if args.input_scale is None:
         args.input_scale = 1.0
-    if not args.resume and (out / CLI_FILE).exists():
-        raise FileExistsError(f"{out} already holds a compress run: pass --resume or choose another --out")
     train, val, test, info = _static_data(args, base_spec)
     model, build = _model(args, info)
+    new_folder, wrote = not out.exists(), False
     if not args.resume or not (out / CLI_FILE).exists():
         write_json({k: getattr(args, k) for k in _STORED}, out / CLI_FILE)
-    one = lambda v: v[0] if len(v) == 1 else v  # noqa: E731
-    res = compress_timesteps(
-        model, train, val, args.schedule, epochs=one(args.epochs), lr=one(args.lr), batch_size=args.batch_size,
-        weight_decay=args.weight_decay, learn_threshold=not args.no_learn_threshold,
-        learn_leak=not args.no_learn_leak, threshold_rescale=args.threshold_rescale, test_data=test,
-        select=args.select, out=out, resume=args.resume, device=check_device(args.device), seed=args.seed,
-        energy_model=args.energy_model, report_samples=args.report_samples, progress=not args.no_progress,
-        checkpoint_extra={**build, "data": {k: v for k, v in info.items() if k != "spec"}})
+        wrote = True
+    try:
+        res = _compress(args, out, model, train, val, test, info, build, device)
+    except BaseException:
+        if wrote and not _resumable(out, list(args.schedule)):
+            # failed before its first epoch ended: nothing to resume, so nothing is left behind and
+            # the same (corrected) command can be run again
+            (out / CLI_FILE).unlink(missing_ok=True)
+            if new_folder:
+                try:
+                    out.rmdir()
+                except OSError:
+                    pass
+        raise
     print(res.table())
     first, last = res.stages[0], res.stages[-1]
     print(f"T={first['T']} → T={last['T']}: test accuracy {100 * first['test_acc']:.2f}% → "
           f"{100 * last['test_acc']:.2f}%; results in {out} (compress.json, compress.png, stage checkpoints)")
     return 0
+
+
+def _compress(args: argparse.Namespace, out: Path, model: nn.Module, train, val, test, info: dict, build: dict,
+              device: torch.device):
+    from snn.latency.iir import compress_timesteps
+    one = lambda v: v[0] if len(v) == 1 else v  # noqa: E731
+    return compress_timesteps(
+        model, train, val, args.schedule, epochs=one(args.epochs), lr=one(args.lr), batch_size=args.batch_size,
+        weight_decay=args.weight_decay, learn_threshold=not args.no_learn_threshold,
+        learn_leak=not args.no_learn_leak, threshold_rescale=args.threshold_rescale, test_data=test,
+        select=args.select, out=out, resume=args.resume, device=device, seed=args.seed,
+        energy_model=args.energy_model, report_samples=args.report_samples, progress=not args.no_progress,
+        checkpoint_extra={**build, "data": {k: v for k, v in info.items() if k != "spec"}})
 
 
 def load_stage_model(path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Module, dict]:

@@ -209,6 +209,10 @@ def train(cfg: TrainConfig) -> dict:
     ``torch.load(weights_only=True)``), ``metrics.json``, ``training.png``, ``raster.png``.
     With ``cfg.resume`` it continues from the last completed epoch; the result equals an
     uninterrupted run with the same seed (data order is seeded per epoch, RNG state saved).
+    Resumed with another ``cfg.epochs`` (extended or shortened), the remaining epochs get a
+    new cosine from the current rate down to 0 after the new last epoch (see
+    :func:`_replan_cosine`). ``metrics.json`` records, per epoch, the learning rate that
+    epoch trained with (of the first parameter group).
 
     Under ``torchrun`` (:mod:`snn.train.distributed`) each process trains on its shard of every
     epoch with DistributedDataParallel (``cfg.batch_size`` per process); rank 0 alone
@@ -259,6 +263,7 @@ def train(cfg: TrainConfig) -> dict:
         torch.set_rng_state(ck["rng"])
         history, start = list(ck["history"]), int(ck["epoch"])
         log.info("resuming %s after epoch %d", ck_path, start)
+        sched = _replan_cosine(opt, sched, start, cfg.epochs)
     net = wrap_model(model, dinfo, device)
     # one sample order for any number of processes: the permutation of epoch e is drawn from
     # seed·100003 + e and dealt out rank by rank (one replica when run alone)
@@ -270,6 +275,7 @@ def train(cfg: TrainConfig) -> dict:
         loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate_time_first)
         if hasattr(model, "on_epoch_start"):
             model.on_epoch_start(epoch, cfg.epochs)
+        lr = opt.param_groups[0]["lr"]              # the rate this epoch trains with
         t0 = time.perf_counter()
         tr_loss, tr_acc = train_epoch(net, loader, opt, device, f"epoch {epoch + 1}/{cfg.epochs}",
                                       cfg.progress and main)
@@ -280,7 +286,7 @@ def train(cfg: TrainConfig) -> dict:
             history.append({"epoch": epoch + 1, "train_loss": tr_loss, "train_acc": tr_acc, "test_loss": ev["loss"],
                             "test_acc": ev["acc"], "firing_rate": ev["firing_rate"],
                             "layer_rates": ev["layer_rates"], "epoch_time_s": train_time,
-                            "lr": sched.get_last_lr()[0], "processes": dinfo.world_size})
+                            "lr": lr, "processes": dinfo.world_size})
             save_checkpoint({"format": 1, "config": cfg.to_dict(), "model_kwargs": kwargs, "info": info,
                              "model": model.state_dict(), "optimizer": opt.state_dict(),
                              "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
@@ -301,6 +307,34 @@ def train(cfg: TrainConfig) -> dict:
         _raster(model, test_ds, device, out / "raster.png")
     barrier(dinfo)
     return _metrics(cfg, info, history, model)
+
+
+def _replan_cosine(opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.CosineAnnealingLR, done: int,
+                  epochs: int) -> torch.optim.lr_scheduler.CosineAnnealingLR:
+    """The cosine schedule of a run resumed after ``done`` epochs with a new epoch count.
+
+    A schedule whose plan ends after epoch ``epochs`` (a run resumed with its own count) is
+    returned as it is, so the run stays bit-identical to an uninterrupted one. Otherwise the
+    epochs ``done + 1 .. epochs`` get a new cosine (a fresh ``CosineAnnealingLR`` with
+    ``T_max = epochs - done``, in place of the old one, whose cosine would climb back up past
+    its end): its first epoch trains at the rate the old plan gives the next epoch, or, where
+    that plan has run out (a finished run being extended), at the rate of the plan's last
+    epoch; it then anneals to ``eta_min`` (0) after epoch ``epochs``, the same way as a new
+    run does after its last epoch. Per parameter group.
+    """
+    T, step = sched.T_max, sched.last_epoch         # steps taken since this schedule was planned
+    if done >= epochs or done - step + T == epochs:
+        return sched
+    if step < T:                                    # the old plan's rate for the next epoch
+        rates = [g["lr"] for g in opt.param_groups]
+    else:                                           # the old plan's last epoch
+        rates = [sched.eta_min + (base - sched.eta_min) * (1 + math.cos(math.pi * (T - 1) / T)) / 2
+                 for base in sched.base_lrs]
+    for g, r in zip(opt.param_groups, rates):
+        g["lr"] = g["initial_lr"] = r
+    log.info("epoch count changed to %d: the learning rate anneals from %.4g to %g over epochs %d-%d",
+             epochs, rates[0], sched.eta_min, done + 1, epochs)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs - done, eta_min=sched.eta_min)
 
 
 def _metrics(cfg: TrainConfig, info: dict, history: list[dict], model: nn.Module) -> dict:

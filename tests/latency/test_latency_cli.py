@@ -123,3 +123,74 @@ def test_same_seed_same_result(compressed, tmp_path):
         a, b = load_checkpoint(first / name), load_checkpoint(tmp_path / "again" / name)
         for k in a["model"]:
             torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0, msg=f"{name}: {k}")
+
+
+# ------------------------------------------------------------------ option values: before the run folder
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "0"], "--batch-size must be ≥ 1, got 0"),
+    (["--schedule", "5,5"], "--schedule must be strictly decreasing timesteps ≥ 1 (e.g. 5,4,3,2,1), got 5,5"),
+    (["--schedule", "2,0"], "--schedule must be strictly decreasing timesteps ≥ 1 (e.g. 5,4,3,2,1), got 2,0"),
+    (["--epochs", "0"], "--epochs must be ≥ 1, got 0"),
+    (["--epochs", "1,0"], "--epochs must be ≥ 1, got 1,0"),
+    (["--epochs", "1,1,1"], "--epochs needs one value or one per stage of --schedule (2), got 3: 1,1,1"),
+    (["--lr", "0"], "--lr must be positive, got 0.0"),
+    (["--lr", "1e-3,-1"], "--lr must be positive, got 0.001,-1.0"),
+    (["--weight-decay", "-1"], "--weight-decay must be ≥ 0, got -1.0"),
+    (["--threshold-rescale", "0"], "--threshold-rescale must be none, rate or a positive factor, got 0.0"),
+    (["--input-scale", "0"], "--input-scale must be positive, got 0.0"),
+    (["--report-samples", "0"], "--report-samples must be ≥ 1, got 0"),
+    (["--downsample", "2"], "--downsample must be in (0, 1], got 2.0"),
+    (["--val-fraction", "1.5"], "--val-fraction must be in (0, 1), got 1.5"),
+    (["--energy-model", "nope"], "--energy-model: unknown energy model 'nope'"),
+    (["--device", "cuda"], "--device: device 'cuda' is not available"),
+])
+def test_compress_bad_values_are_one_line_errors_leaving_no_folder(compressed, tmp_path, capsys, monkeypatch,
+                                                                     args, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "runs" / "c"
+    assert _compress(compressed[0], out, *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"snn compress: error: {message}") and "\n" not in err, err
+    assert not out.exists()                         # the corrected command runs in the same --out
+
+
+def test_compress_failing_before_its_first_epoch_ends_leaves_no_folder(compressed, tmp_path, capsys, monkeypatch):
+    import snn.latency.iir as iir
+    out = tmp_path / "runs" / "c"
+
+    def failing(*a, **k):
+        raise RuntimeError("out of memory")
+    monkeypatch.setattr(iir, "train_epoch", failing)
+    assert _compress(compressed[0], out, "--epochs", "1") == 2
+    assert "out of memory" in capsys.readouterr().err
+    assert not out.exists()
+    monkeypatch.undo()
+    # the same command now runs (it was "already holds a compress run: pass --resume")
+    assert _compress(compressed[0], out, "--epochs", "1") == 0
+    assert (out / "stage2_T1.pt").exists()
+    # a folder that existed before keeps everything but the settings the failed run wrote there
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep")
+    monkeypatch.setattr(iir, "train_epoch", failing)
+    assert _compress(compressed[0], other, "--epochs", "1") == 2
+    assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
+
+
+def test_compress_failing_after_an_epoch_stays_resumable(compressed, tmp_path, monkeypatch):
+    import snn.latency.iir as iir
+    out = tmp_path / "c"
+    real, calls = iir.train_epoch, []
+
+    def second_fails(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(iir, "train_epoch", second_fails)
+    with pytest.raises(KeyboardInterrupt):
+        _compress(compressed[0], out)
+    monkeypatch.undo()
+    assert (out / "compress_cli.json").exists() and (out / "progress.pt").exists()
+    assert main(["compress", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert (out / "stage2_T1.pt").exists()

@@ -235,3 +235,105 @@ def test_failed_download_is_a_one_line_error_naming_the_url(tmp_path, capsys, mo
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("snn train: error: nmnist: could not download https://") and "Name or service" in err
     assert not (tmp_path / "r").exists()
+
+
+# ------------------------------------------------------------------ learning rate of --resume --epochs N
+def _lrs(out):
+    return [e["lr"] for e in json.loads((out / "metrics.json").read_text())["epochs"]]
+
+
+def _interrupted_after_first_epoch(tiny_folder, out, monkeypatch, epochs="3"):
+    import snn.train.loop as loop
+    real, calls = loop.train_epoch, []
+
+    def interrupted(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(loop, "train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny_folder, out, "--epochs", epochs)
+    monkeypatch.undo()
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+
+
+def test_metrics_record_the_rate_each_epoch_trained_with(tiny_folder, tmp_path):
+    out = tmp_path / "run"
+    assert _train(tiny_folder, out, "--epochs", "2") == 0
+    # cosine over 2 epochs from --lr 5e-3: epoch 1 at 5e-3, epoch 2 at 2.5e-3 (was 2.5e-3, 0: the next epoch's)
+    assert _lrs(out) == pytest.approx([5e-3, 2.5e-3], rel=1e-9)
+
+
+def test_resume_extending_a_finished_run_trains_on(tiny_folder, tmp_path):
+    out = tmp_path / "run"
+    assert _train(tiny_folder, out, "--epochs", "1") == 0
+    before = load_checkpoint(out / "checkpoint.pt")["model"]
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--no-progress"]) == 0
+    after = load_checkpoint(out / "checkpoint.pt")
+    assert after["epoch"] == 2
+    # the 1-epoch plan had run out (its rate was 0 and would have climbed back up, so epoch 2 left the
+    # weights as they were): epoch 2 continues at the rate of the plan's last epoch, down to 0 after it
+    assert _lrs(out) == pytest.approx([5e-3, 5e-3], rel=1e-9)
+    assert max(float((before[k].float() - after["model"][k].float()).abs().max()) for k in before) > 0
+    # extended again: a new cosine from that rate over epochs 3-4
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "4", "--no-progress"]) == 0
+    assert _lrs(out) == pytest.approx([5e-3, 5e-3, 5e-3, 2.5e-3], rel=1e-9)
+
+
+def test_resume_with_another_epoch_count_continues_the_cosine(tiny_folder, tmp_path, monkeypatch):
+    import math
+    import shutil
+    cut = tmp_path / "cut"
+    _interrupted_after_first_epoch(tiny_folder, cut, monkeypatch)
+    shutil.copytree(cut, tmp_path / "short")
+    nxt = 5e-3 * (1 + math.cos(math.pi / 3)) / 2    # the 3-epoch plan's rate for epoch 2
+    # extended 3 → 4: from that rate down a cosine to 0 after epoch 4 (no jump, never rising)
+    assert main(["train", "--out", str(cut), "--resume", "--epochs", "4", "--no-progress"]) == 0
+    assert _lrs(cut) == pytest.approx([5e-3, nxt, nxt * 0.75, nxt * 0.25], rel=1e-9)
+    # shortened 3 → 2: the last epoch trains at that rate, the cosine ends after it
+    assert main(["train", "--out", str(tmp_path / "short"), "--resume", "--epochs", "2", "--no-progress"]) == 0
+    assert _lrs(tmp_path / "short") == pytest.approx([5e-3, nxt], rel=1e-9)
+    assert load_checkpoint(tmp_path / "short" / "checkpoint.pt")["optimizer"]["param_groups"][0]["lr"] == 0
+
+
+def test_resume_below_the_epochs_trained_is_an_error(tiny_folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(tiny_folder, out, "--epochs", "2") == 0
+    before = (out / "checkpoint.pt").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"snn train: error: --epochs 1 is below the 2 epochs the run in {out} has already trained: "
+                   "pass --epochs 2 or more")
+    assert (out / "checkpoint.pt").read_bytes() == before
+
+
+# ------------------------------------------------------------------ more one-line argument errors
+@pytest.mark.parametrize("fraction", ["1.5", "0", "-0.2"])
+def test_val_fraction_is_checked_with_an_official_test_split_too(tiny_folder, tmp_path, capsys, fraction):
+    # --test-data is the official test split: --val-fraction is not used, but a bad value is still an error
+    assert _train(tiny_folder, tmp_path / "r", "--test-data", str(tiny_folder), "--epochs", "1",
+                  "--val-fraction", fraction) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"snn train: error: --val-fraction must be in (0, 1), got {float(fraction)}"
+    assert not (tmp_path / "r").exists()
+
+
+def test_convert_with_an_unavailable_device_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    from snn.conversion.io import resolve_factory
+    factory = "snn.models.vgg:VGG"
+    kwargs = dict(cfg=[4, "M", 8, "M"], in_channels=2, num_classes=2, pool_size=2, hidden=8, pool="avg")
+    torch.manual_seed(0)
+    torch.save(resolve_factory(factory)(**kwargs).state_dict(), tmp_path / "ann.pt")
+    g = torch.Generator().manual_seed(0)
+    torch.save({"x": torch.rand(8, 2, 8, 8, generator=g), "y": torch.randint(0, 2, (8,), generator=g)},
+               tmp_path / "data.pt")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cuda", "cuda:1"):
+        assert main(["convert", str(tmp_path / "ann.pt"), "--model", factory, "--model-args", json.dumps(kwargs),
+                     "--calibration", str(tmp_path / "data.pt"), "--T-max", "2", "--backend", "torch",
+                     "--device", device, "--out", str(tmp_path / "conv"), "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip()       # was a traceback: Torch not compiled with CUDA enabled
+        assert err.startswith(f"snn convert: error: --device: device '{device}' is not available") and "\n" not in err
+        assert not (tmp_path / "conv").exists()
