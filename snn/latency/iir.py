@@ -225,6 +225,7 @@ def compress_timesteps(model: nn.Module, train_data: Any, val_data: Any, schedul
             torch.manual_seed(seed * 1_000_003 + i * 1_009 + epoch)
             g = torch.Generator().manual_seed(seed * 1_000_003 + i * 1_009 + epoch)
             loader = DataLoader(train_ds, batch_size=batch_size, shuffle=True, generator=g)
+            lr_epoch = opt.param_groups[0]["lr"]  # the rate this epoch trains with
             t0 = time.perf_counter()
             tr_loss, tr_acc = train_epoch(model, loader, opt, dev, f"stage {i + 1}/{n} T={T} epoch {epoch + 1}/{ep[i]}",
                                           progress, forward=lambda x: readout_scores(model(encode(x, T)), readout))
@@ -232,7 +233,7 @@ def compress_timesteps(model: nn.Module, train_data: Any, val_data: Any, schedul
             train_time += time.perf_counter() - t0
             val = _evaluate(model, val_ds, T, encode, readout, dev, max(batch_size, 64))
             history.append({"epoch": epoch + 1, "train_loss": tr_loss, "train_acc": tr_acc, "val_acc": val["acc"],
-                            "val_loss": val["loss"], "firing_rate": val["firing_rate"], "lr": sch.get_last_lr()[0]})
+                            "val_loss": val["loss"], "firing_rate": val["firing_rate"], "lr": lr_epoch})
             if select == "last" or val["acc"] > best_acc:
                 best_state = copy.deepcopy(model.state_dict())
                 best_acc, best_epoch = val["acc"], epoch + 1

@@ -79,6 +79,8 @@ def test_each_stage_starts_from_the_previous_stages_parameters_exactly(two_blobs
     assert s["neuron_updates_per_sample"] == 3 * 24 and 0 < s["firing_rate"] < 1
     assert s["spikes_per_sample"] == pytest.approx(s["firing_rate"] * 3 * 24)
     assert "T" in res.table() and not (tmp_path / PROGRESS).exists()
+    # each epoch records the rate it trained with: the cosine from lr, halfway down at epoch 2 of 2
+    assert [h["lr"] for h in d["stages"][0]["history"]] == pytest.approx([5e-3, 2.5e-3])
 
 
 def test_resume_after_an_interruption_gives_the_uninterrupted_result(two_blobs, tmp_path, monkeypatch, small_snn):
