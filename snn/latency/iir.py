@@ -40,10 +40,13 @@ log = logging.getLogger("snn")
 __all__ = ["compress_timesteps", "set_timesteps"]
 
 def set_timesteps(model: nn.Module, T: int) -> None:
-    """Set the fixed-``T`` input check of :mod:`snn.models` networks (where one is set) to ``T``."""
+    """Set the fixed-``T`` input check of the :mod:`snn.models` networks inside ``model``
+    (:class:`~snn.models.ConvSNN`, :class:`~snn.models.MLPSNN`,
+    :class:`~snn.models.shd.DelaySNN`; where one is set) to ``T`` timesteps."""
     from snn.models import MLPSNN, ConvSNN
+    from snn.models.shd import DelaySNN
     for m in model.modules():
-        if isinstance(m, (ConvSNN, MLPSNN)) and m.T is not None:
+        if isinstance(m, (ConvSNN, MLPSNN, DelaySNN)) and m.T is not None:
             m.T = T
 
 

@@ -173,3 +173,18 @@ def test_compress_a_converted_network(two_blobs):
     assert layers and all(isinstance(m, snn.PLIF) and isinstance(m.v_threshold, nn.Parameter) for m in layers)
     assert res.stages[0]["val_acc_before"] >= 0.9  # the conversion itself works at T = 4
     assert res.stages[-1]["val_acc"] >= 0.9 and res.stages[-1]["T"] == 1
+
+
+@pytest.mark.parametrize("preset,kw,shape", [
+    ("conv", dict(in_channels=2, num_classes=3), (2, 2, 34, 34)),
+    ("mlp", dict(in_features=6, num_classes=3), (2, 6)),
+    ("shd-delays", dict(in_features=12, num_classes=3, channel_bins=None, hidden=(8,), max_delay=2), (2, 12)),
+])
+def test_set_timesteps_moves_every_presets_fixed_T(preset, kw, shape):
+    from snn.latency import set_timesteps
+    from snn.models import build_model
+    model = build_model(preset, T=5, **kw).eval()
+    set_timesteps(model, 3)
+    model(torch.zeros(3, *shape))  # accepted at the new T
+    with pytest.raises(ValueError, match="T=3"):
+        model(torch.zeros(5, *shape))
