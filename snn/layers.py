@@ -17,7 +17,10 @@ class TimeDistributed(nn.Sequential):
         *layers: modules taking a batch-first tensor.
 
     Shape:
-        ``[T, B, *in] → [T, B, *out]``.
+        ``[T, B, *in] → [T, B, *out]`` (dtype as the wrapped layers give it).
+
+    Raises:
+        ValueError: (forward) the input has fewer than 3 dimensions.
 
     Examples:
         >>> import torch, snn

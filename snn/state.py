@@ -26,7 +26,11 @@ class StatefulModule(nn.Module):
         self._stateful = False
 
     def reset_state(self) -> None:
-        """Return to rest (drop the carried state)."""
+        """Return to rest (drop the carried state).
+
+        Raises:
+            NotImplementedError: subclasses must override it.
+        """
         raise NotImplementedError
 
     def __getstate__(self) -> dict:

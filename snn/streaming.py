@@ -114,8 +114,10 @@ class StreamingClassifier:
         ready frame tensor ``[*frame]`` (one sample, no time or batch dim).
 
     Raises:
-        ValueError: a threshold outside [0, 1]; ``max_steps < 1``; :meth:`feed` outside the
-            ``with`` block; events outside ``sensor_size``; a frame of the wrong shape.
+        ValueError: a threshold outside [0, 1]; ``max_steps`` not a positive int; an unknown
+            ``readout``; bad ``sensor_size``/``downsample`` (as :class:`snn.datasets.FrameSpec`);
+            :meth:`feed` outside the ``with`` block, events outside ``sensor_size``, a frame of
+            the wrong shape, or a model output that is not ``[1, 1, C]`` for one step.
     """
 
     def __init__(self, model: nn.Module, sensor_size: tuple[int, int, int], *,
@@ -164,7 +166,20 @@ class StreamingClassifier:
         return torch.from_numpy(self.spec(packet)[0].astype(np.float32)) * self.input_scale
 
     def feed(self, packet: np.ndarray | Tensor) -> StreamDecision:
-        """Run one timestep on the next packet (or frame) and return the decision so far."""
+        """Run one timestep on the next packet (or frame) and return the decision so far.
+
+        Args:
+            packet: structured event array (tonic layout, ``t`` in µs) binned with
+                :meth:`frame`, or a ready frame tensor ``[*frame_shape]`` (cast to float32 on
+                :attr:`device`; ``input_scale`` is not applied to it).
+
+        Returns:
+            The current :class:`StreamDecision` (unchanged, and the packet ignored, once decided).
+
+        Raises:
+            ValueError: called outside the ``with`` block, a frame of the wrong shape, events
+                outside ``sensor_size``, or a model output that is not ``[1, 1, C]``.
+        """
         if self._stack is None:
             raise ValueError("StreamingClassifier.feed must be called inside `with StreamingClassifier(...) as c:`")
         d = self._decision
@@ -191,7 +206,14 @@ class StreamingClassifier:
 def classify_stream(model: nn.Module, packets: Iterable[np.ndarray | Tensor], sensor_size: tuple[int, int, int],
                     **kwargs) -> StreamDecision:
     """Feed ``packets`` (an iterator of event packets, e.g. :func:`slice_events` or a live
-    driver) to a :class:`StreamingClassifier` (``kwargs``) until it decides or the stream ends."""
+    driver) to a :class:`StreamingClassifier` (``kwargs``) until it decides or the stream ends.
+
+    Returns:
+        The last :class:`StreamDecision` (``step == 0``, ``prediction == -1`` for an empty stream).
+
+    Raises:
+        ValueError: as :class:`StreamingClassifier` and its :meth:`~StreamingClassifier.feed`.
+    """
     d = StreamDecision(0, -1, 0.0, False, None)
     with StreamingClassifier(model, sensor_size, **kwargs) as clf:
         for packet in packets:

@@ -90,11 +90,19 @@ class Surrogate:
             raise ValueError(f"{type(self).__name__}: alpha must be a positive finite number, got {self.alpha!r}")
 
     def primitive(self, x: Tensor) -> Tensor:
-        """The smooth step function σ(x) whose derivative is the surrogate."""
+        """The smooth step function σ(x) whose derivative is the surrogate (same shape/dtype as x).
+
+        Raises:
+            NotImplementedError: on the base class (subclasses implement it).
+        """
         raise NotImplementedError
 
     def grad(self, x: Tensor) -> Tensor:
-        """σ'(x), the surrogate derivative used in the backward pass (same shape/dtype as x)."""
+        """σ'(x), the surrogate derivative used in the backward pass (same shape/dtype as x).
+
+        Raises:
+            NotImplementedError: on the base class (subclasses implement it).
+        """
         raise NotImplementedError
 
     def __call__(self, x: Tensor) -> Tensor:
@@ -236,7 +244,10 @@ def get_surrogate(surrogate: SurrogateLike, alpha: float | None = None) -> Surro
     Args:
         surrogate: an instance (returned as is unless ``alpha`` is given) or a name in
             :data:`SURROGATES`.
-        alpha: optional sharpness overriding the default.
+        alpha: optional sharpness overriding the default (or the instance's own).
+
+    Returns:
+        The :class:`Surrogate` instance (a new one when ``alpha`` is given).
 
     Raises:
         ValueError: unknown name (the message lists the valid ones).
@@ -253,5 +264,13 @@ def get_surrogate(surrogate: SurrogateLike, alpha: float | None = None) -> Surro
 
 
 def spike(x: Tensor, surrogate: SurrogateLike = "atan") -> Tensor:
-    """Heaviside spike ``Θ(x)`` with the given surrogate gradient. Shape and dtype of ``x``."""
+    """Heaviside spike ``Θ(x)`` with the given surrogate gradient. Shape and dtype of ``x``.
+
+    Args:
+        x: any shape, floating point (typically ``h − v_threshold``).
+        surrogate: an instance or a name (see :func:`get_surrogate`).
+
+    Raises:
+        ValueError, TypeError: as :func:`get_surrogate` for a bad ``surrogate``.
+    """
     return get_surrogate(surrogate)(x)

@@ -19,7 +19,12 @@ __all__ = ["train_ann", "ann_accuracy"]
 @torch.no_grad()
 def ann_accuracy(model: nn.Module, data: DataLike, batch_size: int = 256,
                  device: str | torch.device = "cpu") -> float:
-    """Top-1 accuracy of ``model`` (``[B, ...] → [B, classes]``) on labelled ``data``."""
+    """Top-1 accuracy in [0, 1] of ``model`` (``[B, ...] → [B, classes]``) on labelled ``data``
+    (anything :func:`snn.datasets.batches.iter_batches` accepts); puts ``model`` in eval mode on ``device``.
+
+    Raises:
+        ValueError, TypeError: unlabelled, empty or unsupported ``data`` (as ``iter_batches``).
+    """
     model = model.to(device).eval()
     correct = n = 0
     for x, y in iter_batches(data, batch_size, need_labels=True, name="data"):

@@ -46,6 +46,12 @@ class ConvertedSNN(nn.Module):
 
     Attributes:
         net, readout (:class:`snn.LeakyIntegrator` with τ = ∞), config.
+
+    Raises:
+        TypeError: (forward/step) the input is not a tensor.
+        ValueError: (forward/step) fewer than 2 dims, ``T = 0`` or NaN (on CPU), a per-sample
+            shape other than ``config["input_shape"]``, or a carried state of another shape.
+        ConversionError: the rewritten graph does not return one batch-first tensor.
     """
 
     def __init__(self, net: fx.GraphModule, config: Optional[dict[str, Any]] = None) -> None:
@@ -107,8 +113,13 @@ def build_snn(ann: fx.GraphModule, thresholds: dict[str, Tensor], backend: str =
         backend: neuron backend for the IF layers.
         config: stored on the result.
 
+    Returns:
+        The :class:`ConvertedSNN` in eval mode.
+
     Raises:
         ConversionError: a threshold is missing for an activation.
+        ValueError: a threshold that is not a positive finite scalar or ``[C]`` tensor
+            (:class:`IFActivation`).
     """
     gm = copy.deepcopy(ann)
     missing = [n for n in activation_sites(gm) if n not in thresholds]

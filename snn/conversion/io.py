@@ -101,7 +101,8 @@ def load_ann(path: str | os.PathLike, factory: Optional[str] = None,
 def save_converted(snn_model: ConvertedSNN, path: str | os.PathLike, factory: str,
                    factory_kwargs: Optional[dict[str, Any]] = None) -> None:
     """Save a converted SNN atomically (``weights_only``-loadable): its state dict, thresholds,
-    conversion settings and how to rebuild the source ANN (``factory`` as ``module:function``)."""
+    conversion settings and how to rebuild the source ANN (``factory`` as ``module:function``,
+    called with ``factory_kwargs`` by :func:`load_converted`; not checked here)."""
     from snn.train.checkpoint import save_checkpoint
     config = {**snn_model.config, "factory": factory, "factory_kwargs": dict(factory_kwargs or {})}
     save_checkpoint({"model": snn_model.state_dict(), "thresholds": snn_model.thresholds(), "config": config}, path)

@@ -22,7 +22,11 @@ log = logging.getLogger("snn")
 
 
 def default_checkpoints(T_max: int) -> list[int]:
-    """``[1, 2, 4, …, 2^k ≤ T_max]`` plus ``T_max`` itself."""
+    """``[1, 2, 4, …, 2^k ≤ T_max]`` plus ``T_max`` itself (timesteps, ascending).
+
+    Raises:
+        ValueError: ``T_max`` is not a positive int.
+    """
     if isinstance(T_max, bool) or not isinstance(T_max, int) or T_max < 1:
         raise ValueError(f"T_max must be a positive int, got {T_max!r}")
     ts = [1 << k for k in range(T_max.bit_length()) if (1 << k) <= T_max]
@@ -234,7 +238,11 @@ def save_report(report: dict[str, Any], out_dir: str | os.PathLike, name: str = 
                 title: str = "") -> dict[str, Path]:
     """Write ``<name>.json`` and ``<name>.png`` (accuracy vs T) into ``out_dir``, atomically.
 
-    Returns ``{"json": path, "png": path}``.
+    Returns:
+        ``{"json": path, "png": path}``.
+
+    Raises:
+        KeyError: ``report`` lacks the entries :func:`conversion_report` writes (plot).
     """
     from snn.train.checkpoint import write_json  # lazy: snn.train pulls in the training stack
     out = Path(out_dir)

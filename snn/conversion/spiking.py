@@ -110,10 +110,15 @@ class SpikingMaxPool(StatefulModule):
         pool: the ANN's ``nn.MaxPool{1,2,3}d`` or ``nn.AdaptiveMaxPool{1,2,3}d`` (its parameters are reused).
 
     Shape:
-        ``forward(x, T)``: ``[T·B, C, *spatial] → [T·B, C, *pooled]``.
+        ``forward(x, T)``: ``[T·B, C, *spatial] → [T·B, C, *pooled]`` (``x``'s dtype; the running
+        sums are float64).
 
     Attributes:
         acc: accumulated input ``[B, C, *spatial]`` (float64) carried in stateful/streaming mode (else ``None``).
+
+    Raises:
+        ValueError: (forward) the first dim of ``x`` is not a multiple of ``T``, or the carried
+            ``acc`` has another shape than one input step (call :func:`snn.reset`).
     """
 
     def __init__(self, pool: nn.Module) -> None:

@@ -51,8 +51,10 @@ class FrameSpec:
         No events → all zeros.
 
     Raises:
-        ValueError: bad parameters (named); events outside ``sensor_size``; more than 32767
-            events in one pixel and bin (tonic's int16 frames would overflow).
+        ValueError: bad parameters (named); in ``__call__``: events without ``x``, ``t``, ``p``
+            fields (or without ``y`` when ``H > 1``), events outside ``sensor_size``, or too
+            many events in one pixel and bin (more than 32767 with ``time_window``, where tonic's
+            int16 frames would overflow; more than 65535 with ``n_time_bins``).
     """
 
     sensor_size: tuple[int, int, int]
@@ -96,6 +98,7 @@ class FrameSpec:
 
     @property
     def frame_shape(self) -> tuple[int, ...]:
+        """Shape of one sample's frames: ``(T, P', H', W')``, or ``(T, P'·W')`` when ``H' == 1``."""
         w, h, p = self.out_sensor_size
         return (self.T, p * w) if h == 1 else (self.T, p, h, w)
 
@@ -104,6 +107,7 @@ class FrameSpec:
         return {**asdict(self), "tonic": tonic.__version__}
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
+        """Bin a structured event array (``t`` in µs) into uint16 counts of shape :attr:`frame_shape`."""
         names = getattr(getattr(events, "dtype", None), "names", None) or ()
         if not {"x", "t", "p"} <= set(names):
             raise ValueError(f"events must be a structured array with fields x, t, p (and y), got {names}")

@@ -88,10 +88,12 @@ class DelayLinear(InputHistoryModule):
             transform, ``"linear"`` when ``max_delay`` is 0).
 
     Raises:
-        ValueError: bad sizes, ``max_delay < 0``, unknown ``delays``/``interpolation``,
-            ``sigma ≤ 0``, ``truncate ≤ 0``; in forward, an input that is not
-            ``[T, B, in_features]`` or contains NaN (tested where
-            :func:`snn.neurons.base.nan_checks_enabled` says).
+        ValueError: bad sizes, ``max_delay`` not an int ≥ 0, unknown ``delays``/``interpolation``,
+            ``sigma`` not finite and > 0 (when ``max_delay > 0``), ``truncate ≤ 0``; in forward,
+            an input that is not ``[T, B, in_features]`` (or has ``T = 0``), contains NaN (tested
+            where :func:`snn.neurons.base.nan_checks_enabled` says), or does not match the
+            carried history's batch; an unknown ``backend`` or one not for this device
+            (``RuntimeError`` when its package is missing). ``TypeError``: input not a tensor.
 
     Examples:
         >>> import torch
@@ -223,6 +225,7 @@ class DelayLinear(InputHistoryModule):
 
     # -- execution ----------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
+        """``[T, B, in_features] → [T, B, out_features]``; raises as listed in the class docstring."""
         check_sequence(x, "x", min_dim=3, check_nan=False)
         if x.dim() != 3 or x.shape[2] != self.in_features:
             raise ValueError(f"x must be [T, B, in_features={self.in_features}], got {tuple(x.shape)}")
@@ -230,7 +233,13 @@ class DelayLinear(InputHistoryModule):
         return self._run(x, carry=self._stateful)
 
     def step(self, x_t: Tensor) -> Tensor:
-        """One timestep ``[B, in_features] → [B, out_features]``; the input history stays on the module."""
+        """One timestep ``[B, in_features] → [B, out_features]``; the input history stays on the module.
+
+        Raises:
+            TypeError: ``x_t`` is not a tensor.
+            ValueError: ``x_t`` is not ``[B, in_features]``, contains NaN (where checked), or
+                its batch differs from the carried history's.
+        """
         check_sequence(x_t, "x_t", min_dim=2, check_nan=False, time_first=False)
         if x_t.dim() != 2 or x_t.shape[1] != self.in_features:
             raise ValueError(f"x_t must be [B, in_features={self.in_features}], got {tuple(x_t.shape)}")

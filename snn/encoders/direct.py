@@ -60,7 +60,8 @@ class DirectEncoder(nn.Module):
         - output: ``[T, B, *]``, same dtype as the input.
 
     Raises:
-        ValueError: if ``T`` is not a positive integer (at construction).
+        ValueError: if ``T`` is not a positive integer (at construction); in forward, as
+            :func:`direct` (0-d or NaN input; ``TypeError`` for a non-real tensor).
 
     Examples:
         >>> enc = DirectEncoder(T=4)

@@ -81,7 +81,7 @@ class RateEncoder(nn.Module):
 
     Raises:
         ValueError: if ``T`` is not a positive integer (construction) or ``gain * x``
-            leaves [0, 1] (forward).
+            leaves [0, 1] (forward; other input errors as :func:`rate`).
 
     Examples:
         >>> enc = RateEncoder(T=16, gain=0.5)

@@ -82,11 +82,17 @@ class EnergyModel:
         return {_COUNTER_OF[c]: getattr(self, c) * float(counts.get(_COUNTER_OF[c], 0.0)) for c in _COSTS}
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (the inverse of :meth:`from_dict`)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "EnergyModel":
-        """Build from a mapping of the field names (unknown keys raise ``ValueError``)."""
+        """Build from a mapping of the field names.
+
+        Raises:
+            ValueError: unknown keys, a missing ``name``/``e_sop``/``e_mac``/``e_ac``, or a bad
+                value (as the constructor).
+        """
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:

@@ -389,6 +389,15 @@ class Profiler:
         return RawCounts(infos, grids, N, T, list(self.uncounted), self.spread, mp, mm, self.options)
 
     def report(self, energy_model="cmos45", **meta: Any):
-        """An :class:`snn.energy.EnergyReport` of everything counted (``meta``: wall time, ...)."""
+        """An :class:`snn.energy.EnergyReport` of everything counted (closes the current batch).
+
+        Args:
+            energy_model: as :class:`snn.energy.EnergyReport` (name, model, mapping or JSON file).
+            **meta: keyword arguments of :class:`~snn.energy.EnergyReport` (``wall_time_s``,
+                ``batch_size``, ``accuracy``, ``label``, ``ann_energy_model``).
+
+        Raises:
+            ValueError: unknown energy model.
+        """
         from snn.energy.report import EnergyReport
         return EnergyReport(self.counts(), energy_model, **meta)

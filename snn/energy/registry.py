@@ -101,15 +101,31 @@ class RuleContext(Protocol):
     single_step: bool  # the call is a ``step(x_t)`` call: inputs are ``[B, *feature]``
     cache: dict        # per-profiler cache for fan-out maps (keyed by the rule)
 
-    def add(self, counter: str, values: Tensor) -> None: ...
+    def add(self, counter: str, values: Tensor) -> None:
+        """Add ``values`` (over the call's leading time/batch dims, or a number) to ``counter``,
+        one of :data:`COUNTERS`; raises ``ValueError`` for an unknown counter."""
+        ...
 
-    def static(self, **sizes: float) -> None: ...
+    def static(self, **sizes: float) -> None:
+        """Record per-layer sizes (keys of :data:`STATICS`); raises ``ValueError`` for an unknown key."""
+        ...
 
-    def synaptic(self, x: Tensor, fanout: Union[Tensor, int], feature_ndim: int) -> None: ...
+    def synaptic(self, x: Tensor, fanout: Union[Tensor, int], feature_ndim: int) -> None:
+        """Count a weighted layer's input ``x [*lead, *feature]``: SOPs ``Σ_i s_i·fanout_i`` for
+        spikes (or, with ``graded_inputs="events"``, non-negative integer counts), else MACs
+        ``Σ_i [x_i ≠ 0]·fanout_i``. ``fanout``: a number, or a tensor with one entry per
+        element of the last ``feature_ndim`` dims. Raises ``ValueError`` when ``x`` has fewer
+        than ``feature_ndim`` dims."""
+        ...
 
-    def mark_spikes(self, output: Tensor) -> None: ...
+    def mark_spikes(self, output: Tensor) -> None:
+        """Mark ``output`` as spikes (downstream layers then count SOPs for it)."""
+        ...
 
-    def is_spikes(self, x: Tensor) -> bool: ...
+    def is_spikes(self, x: Tensor) -> bool:
+        """Whether ``x`` counts as spikes: marked (or a view/concatenation of a marked tensor)
+        or every value in {−1, 0, 1}."""
+        ...
 
 
 Rule = Callable[[nn.Module, tuple, object, RuleContext], None]

@@ -54,7 +54,8 @@ class EnergyReport:
         label: a name for this report (model, IIR stage, ...).
 
     Raises:
-        ValueError: unknown energy model.
+        ValueError: unknown energy model or a bad model JSON/mapping (``FileNotFoundError`` for
+            a missing ``.json`` file; see :func:`snn.energy.get_energy_model`).
     """
 
     def __init__(self, counts: RawCounts, energy_model: EnergyModelLike = "cmos45", *,
@@ -69,10 +70,12 @@ class EnergyReport:
     # -- basic quantities --------------------------------------------------------------
     @property
     def samples(self) -> int:
+        """Number of profiled samples ``N``."""
         return self.counts.samples
 
     @property
     def timesteps(self) -> int:
+        """Timesteps ``T`` of the longest profiled batch (1 for ``time_first=False``)."""
         return self.counts.timesteps
 
     def with_energy_model(self, energy_model: EnergyModelLike) -> "EnergyReport":
@@ -196,7 +199,18 @@ class EnergyReport:
         return self.energy_grid().cumsum(0).mean(1) if self.samples else torch.zeros(self.timesteps)
 
     def early_exit(self, stop_steps: Union[Tensor, Sequence[int]]) -> dict[str, float]:
-        """Summary of an early-exit run: mean timesteps, mean energy per sample and the saving."""
+        """Summary of an early-exit run: mean timesteps, mean energy per sample and the saving.
+
+        Args:
+            stop_steps: ``[N]`` timesteps each sample ran, in ``[1, T]`` (as :meth:`per_sample_energy`).
+
+        Returns:
+            ``{"mean_timesteps", "energy_pj", "full_energy_pj", "saving"}`` (energies in pJ per
+            sample; ``saving`` as a fraction of the full-length energy).
+
+        Raises:
+            ValueError: as :meth:`per_sample_energy`.
+        """
         e = self.per_sample_energy(stop_steps)
         full = self.energy_pj()
         mean = float(e.mean())

@@ -44,10 +44,12 @@ class ConfidenceTrace:
 
     @property
     def T(self) -> int:
+        """Timesteps recorded (``max_T``)."""
         return int(self.confidence.shape[0])
 
     @property
     def n(self) -> int:
+        """Number of samples ``N``."""
         return int(self.confidence.shape[1])
 
     def decide(self, threshold: float) -> tuple[Tensor, Tensor]:

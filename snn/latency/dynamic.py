@@ -48,6 +48,7 @@ class DCResult:
             including update counting and first-call warm-up; to compare with running all
             ``T``, time both ways with :func:`snn.latency.compare_wall_time`.
         labels: int64 ``[N]`` if known.
+        extra: further JSON-ready entries merged into :meth:`to_dict` (not kept by :meth:`concat`).
     """
 
     prediction: Tensor
@@ -64,6 +65,7 @@ class DCResult:
 
     @property
     def n(self) -> int:
+        """Number of samples ``N``."""
         return int(self.prediction.numel())
 
     @property
@@ -78,7 +80,11 @@ class DCResult:
 
     @staticmethod
     def concat(parts: list["DCResult"]) -> "DCResult":
-        """Join the results of consecutive batches."""
+        """Join the results of consecutive batches (``max_T`` of the first; ``extra`` dropped).
+
+        Raises:
+            ValueError: ``parts`` is empty.
+        """
         if not parts:
             raise ValueError("DCResult.concat: no results")
         cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
@@ -281,7 +287,13 @@ class DynamicConfidence:
                         counter.updates if self.count_updates else None, full_updates, wall)
 
     def run(self, x: Tensor) -> DCResult:
-        """Run a time-first batch ``x [T, B, ...]`` (``T ≥ max_T``; steps after ``max_T`` are ignored)."""
+        """Run a time-first batch ``x [T, B, ...]`` (``T ≥ max_T``; steps after ``max_T`` are ignored).
+
+        Raises:
+            TypeError: ``x`` is not a tensor.
+            ValueError: ``x`` has fewer than 2 dims, fewer than ``max_T`` steps or NaN (on CPU),
+                or the model output is not ``[k, B, C]``.
+        """
         check_sequence(x, "x", min_dim=2)
         if x.shape[0] < self.max_T:
             raise ValueError(f"x has T={x.shape[0]} timesteps (dim 0) but max_T={self.max_T} are needed")
@@ -289,7 +301,12 @@ class DynamicConfidence:
         return self._run(x.shape[1], lambda t, k, active: x[t:t + k].index_select(1, active))
 
     def run_static(self, x: Tensor) -> DCResult:
-        """Run a static batch ``x [B, ...]`` presented at every step (direct encoding, Rueckauer et al. 2017)."""
+        """Run a static batch ``x [B, ...]`` presented at every step (direct encoding, Rueckauer et al. 2017).
+
+        Raises:
+            TypeError: ``x`` is not a tensor.
+            ValueError: ``x`` is 0-d or holds NaN (on CPU), or the model output is not ``[k, B, C]``.
+        """
         check_sequence(x, "x", min_dim=1, time_first=False)
         x = x.to(self._device())
         return self._run(x.shape[0],
@@ -305,7 +322,10 @@ class DynamicConfidence:
             encode: ``None`` (time-first data), ``"direct"`` (static data, repeated at every step
                 without copies), or an encoder ``(x [B, ...], T) → [T, B, ...]`` (e.g.
                 :func:`snn.encoders.rate` with a generator).
-            batch_size, max_samples: as usual.
+            batch_size, max_samples: samples per batch; stop after this many samples (``None``: all).
+
+        Raises:
+            ValueError: no samples at all (:meth:`DCResult.concat`), or as :meth:`run`.
         """
         parts = []
         for x, y in iter_labelled(data, batch_size, time_first=encode is None, max_samples=max_samples):

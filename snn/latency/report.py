@@ -72,9 +72,11 @@ class CompressionResult:
     out: Optional[Path] = None
 
     def table(self) -> str:
+        """A plain-text table of the stages (one row per ``T``)."""
         return format_stage_table(self.stages)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready content: method, config, stages and the table's lines (not the model)."""
         return {"method": "IIR-SNN timestep compression (Chowdhury, Rathi & Roy 2021)", "config": self.config,
                 "stages": self.stages, "table": self.table().splitlines()}
 

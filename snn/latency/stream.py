@@ -36,6 +36,7 @@ class StreamStatus:
 
     @property
     def all_done(self) -> bool:
+        """Whether every one of the ``B`` streams has decided."""
         return bool(self.done.all())
 
 
@@ -54,7 +55,7 @@ class ConfidenceStream:
 
     Raises:
         ValueError: ``x_t`` changes its batch size or feature shape, or contains NaN;
-            :meth:`step` outside the ``with`` block.
+            :meth:`step` outside the ``with`` block; :meth:`result` before every stream decided.
 
     Examples:
         >>> with ConfidenceStream(DynamicConfidence(model, 0.9, max_T=100)) as s:
@@ -93,7 +94,13 @@ class ConfidenceStream:
         return StreamStatus(d.t, d.latency > 0, d.prediction.clone(), d.latency.clone(), d.confidence.clone())
 
     def step(self, x_t: Tensor) -> StreamStatus:
-        """Advance every undecided stream by one timestep with ``x_t [B, ...]``."""
+        """Advance every undecided stream by one timestep with ``x_t [B, ...]``.
+
+        Raises:
+            TypeError: ``x_t`` is not a tensor.
+            ValueError: called outside the ``with`` block; ``x_t`` is 0-d, holds NaN (on
+                CPU) or changes shape from the first step; the model output is not ``[1, B', C]``.
+        """
         if self._stack is None:
             raise ValueError("ConfidenceStream.step must be called inside `with ConfidenceStream(...) as s:`")
         check_sequence(x_t, "x_t", min_dim=1, time_first=False)

@@ -36,6 +36,8 @@ class ConvSNN(nn.Module):
         dropout: dropout before the linear head.
         readout_tau: time constant of the readout integrator (timesteps).
         T: if given, inputs must have exactly ``T`` timesteps (``ValueError`` otherwise).
+        detach_reset: detach the neurons' reset from the gradient (default ``True`` here,
+            unlike the neuron layers' own default; Zenke & Vogels 2021).
         channels_last: run the conv blocks on channels-last activations (each timestep's
             ``[B, C, H, W]`` stored as ``B, H, W, C``). oneDNN's and cuDNN's convolutions,
             batch norm and pooling are faster in that layout, and the fused neuron kernels walk
@@ -47,8 +49,10 @@ class ConvSNN(nn.Module):
         ``[T, B, in_channels, input_size, input_size] → [T, B, num_classes]`` (readout membrane).
 
     Raises:
-        ValueError: a non-positive size, an even ``kernel_size``, no conv block, or an
-            ``input_size`` below ``2 ** len(channels)`` (each block halves it).
+        ValueError: a non-positive size, an even ``kernel_size``, no conv block, an
+            ``input_size`` below ``2 ** len(channels)`` (each block halves it), an unknown
+            ``neuron``; in forward, an input that is not
+            ``[T, B, in_channels, input_size, input_size]`` (or has not ``T`` steps, or NaN on CPU).
     """
 
     def __init__(self, in_channels: int = 2, num_classes: int = 10, input_size: int = 34,

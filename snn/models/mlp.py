@@ -18,10 +18,15 @@ class MLPSNN(nn.Module):
         in_features: input features per timestep after flattening (e.g. 2·34·34 or 700).
         num_classes: outputs.
         hidden: sizes of the hidden spiking layers.
-        neuron, tau, surrogate, backend, dropout, readout_tau, T: as :class:`snn.models.ConvSNN`.
+        neuron, tau, surrogate, backend, dropout, readout_tau, T, detach_reset: as
+            :class:`snn.models.ConvSNN` (``dropout`` after every hidden spiking layer here).
 
     Shape:
         ``[T, B, *feature] → [T, B, num_classes]`` with ``prod(feature) == in_features``.
+
+    Raises:
+        ValueError: an unknown ``neuron``; in forward, fewer than 3 dims, not ``T`` steps, NaN
+            (on CPU), or ``prod(feature) != in_features``.
     """
 
     def __init__(self, in_features: int = 2 * 34 * 34, num_classes: int = 10, hidden: Sequence[int] = (256,),

@@ -21,6 +21,12 @@ class BasicBlock(nn.Module):
     activations are separate modules ``act1``/``act2`` (timm's names) because a converted
     activation is a stateful neuron layer.
 
+    Args:
+        inplanes, planes: input and output channels.
+        stride: stride of ``conv1`` (and of ``downsample``, which must match it).
+        downsample: shortcut module, needed when ``stride != 1`` or ``inplanes != planes``.
+        activation: as :func:`snn.conversion.make_activation`.
+
     Shape:
         ``[B, inplanes, H, W] → [B, planes, H/stride, W/stride]``.
     """

@@ -27,6 +27,12 @@ class TimeSharedDropout(nn.Module):
     (a dropped neuron stays silent for the whole sequence, as SpikingJelly's multi-step
     ``layer.Dropout`` used by the paper). Identity in eval mode or with ``p = 0``.
 
+    Args:
+        p: drop probability; kept values are scaled by ``1 / (1 − p)``.
+
+    Shape:
+        ``[T, B, ...] → [T, B, ...]``.
+
     Raises:
         ValueError: ``p`` outside ``[0, 1)``.
     """
@@ -84,7 +90,10 @@ class DelaySNN(DelayTrainingMixin, nn.Module):
         ``[T, B, *feature] → [T, B, num_classes]`` (readout membrane), ``prod(feature) == in_features``.
 
     Raises:
-        ValueError: non-positive ``in_features``/``channel_bins``; inputs of the wrong size.
+        ValueError: non-positive ``in_features``/``channel_bins``; bad delay, neuron or σ-schedule
+            settings (as :class:`snn.delays.DelayLinear`, :func:`snn.models.make_neuron`,
+            :class:`snn.delays.SigmaSchedule`); in forward, inputs of the wrong size or without
+            exactly ``T`` steps.
     """
 
     def __init__(self, in_features: int = 140, num_classes: int = 20, hidden: Sequence[int] = (256, 256),

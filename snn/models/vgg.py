@@ -49,7 +49,8 @@ class VGG(nn.Module):
         ``[B, in_channels, H, W] → [B, num_classes]`` (H, W ≥ 2^(number of "M")).
 
     Raises:
-        ValueError: unknown ``cfg`` or ``pool``, non-positive sizes.
+        ValueError: unknown ``cfg`` or ``pool``, non-positive sizes, an unknown ``activation``
+            name (``TypeError`` for a factory not returning an ``nn.Module``).
     """
 
     def __init__(self, cfg: Union[str, Sequence[Union[int, str]]] = "D", num_classes: int = 1000,
@@ -82,7 +83,8 @@ class VGG(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """He-normal convs (fan-out, He et al., ICCV 2015), unit BN, small normal linear weights."""
+        """He-normal convs (fan-out, He et al., ICCV 2015), unit BN, He-uniform (Kaiming-uniform,
+        ReLU gain) linear weights; zero biases."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

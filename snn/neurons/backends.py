@@ -75,7 +75,11 @@ _noted: set[str] = set()
 
 
 def register_backend(backend: Backend) -> None:
-    """Add (or replace) a backend under ``(backend.name, backend.device_type)``."""
+    """Add (or replace) a backend under ``(backend.name, backend.device_type)``.
+
+    Raises:
+        ValueError: ``backend.name == "auto"`` (reserved).
+    """
     _BACKENDS.register(backend)
 
 

@@ -88,8 +88,8 @@ class BaseNeuron(StatefulModule):
     """Spiking neuron layer of the integrate-and-fire family (see :mod:`snn.neurons.functional`).
 
     Args:
-        v_threshold: firing threshold (> 0).
-        v_reset: hard-reset potential, or ``None`` for soft (subtractive) reset.
+        v_threshold: firing threshold (finite, > 0), in the units of the input current.
+        v_reset: hard-reset potential (< ``v_threshold``), or ``None`` for soft (subtractive) reset.
         surrogate: surrogate gradient, an instance or a name (:mod:`snn.surrogate`).
         detach_reset: exclude the reset from the gradient.
         learn_threshold: make ``v_threshold`` a trainable parameter.
@@ -99,6 +99,8 @@ class BaseNeuron(StatefulModule):
         record_v: keep the membrane sequence of the last forward in ``v_seq``.
         v_init: membrane potential at rest / at the start of every sequence (default 0; ANN→SNN
             conversion starts at half the threshold, Rueckauer et al. 2017, Bu et al. 2022).
+        device, dtype: factory arguments for the threshold/``v_init`` buffers (and the
+            subclasses' decay parameters); ``dtype`` defaults to ``torch.get_default_dtype()``.
 
     Shape:
         forward: ``[T, B, *feature] → [T, B, *feature]`` spikes (0./1., input dtype).
@@ -106,7 +108,13 @@ class BaseNeuron(StatefulModule):
 
     Attributes:
         v: carried membrane potential ``[B, *feature]`` (``None`` at rest).
+        v_seq: membrane after reset ``[T, B, *feature]`` of the last forward when ``record_v``.
         backend_used: name of the backend that ran the last forward.
+
+    Raises:
+        ValueError: ``v_threshold`` not finite and > 0, ``v_reset ≥ v_threshold``,
+            ``num_channels < 1``, or an unknown surrogate name (``TypeError`` for a
+            surrogate that is neither a name nor a :class:`~snn.surrogate.Surrogate`).
     """
 
     def __init__(self, v_threshold: float = 1.0, v_reset: Optional[float] = 0.0,
@@ -189,6 +197,17 @@ class BaseNeuron(StatefulModule):
 
     # -- execution --------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
+        """Run the whole sequence ``x [T, B, *feature]`` from rest (or, inside
+        :func:`snn.stateful`, from the carried state) and return the spikes, same shape.
+
+        Raises:
+            TypeError: ``x`` is not a tensor.
+            ValueError: fewer than 2 dims or ``T = 0``; ``x.shape[2] != num_channels``; a
+                carried state whose shape differs from ``x[0]``; a NaN membrane (checked
+                where :func:`nan_checks_enabled`); an unknown or unusable ``backend``
+                (``RuntimeError`` when its package is missing; see
+                :func:`~snn.neurons.backends.resolve_backend`).
+        """
         check_sequence(x, "x", min_dim=2, check_nan=False)
         self._check_channels(x, 2, "x")
         x0 = x[0].detach()
@@ -213,7 +232,16 @@ class BaseNeuron(StatefulModule):
         return spikes
 
     def step(self, x_t: Tensor) -> Tensor:
-        """Advance one timestep with ``x_t`` of shape ``[B, *feature]``; the state stays on the module."""
+        """Advance one timestep with ``x_t`` of shape ``[B, *feature]``; the state stays on the module.
+
+        Always runs the ``torch`` reference update (no fused backend). Returns the spikes
+        ``[B, *feature]`` (0./1., ``x_t``'s dtype).
+
+        Raises:
+            TypeError: ``x_t`` is not a tensor.
+            ValueError: ``x_t`` is 0-d or holds NaN (where :func:`nan_checks_enabled`),
+                ``x_t.shape[1] != num_channels``, or the carried state's shape differs.
+        """
         check_sequence(x_t, "x_t", min_dim=1, time_first=False)
         self._check_channels(x_t, 1, "x_t")
         v = self._initial_v(x_t)

@@ -29,7 +29,11 @@ def tau_to_beta(tau: float) -> float:
 
 
 def beta_to_tau(beta: float) -> float:
-    """Time constant ``τ = −1/ln β`` in timesteps for a decay factor ``0 < β < 1``."""
+    """Time constant ``τ = −1/ln β`` in timesteps for a decay factor ``0 < β < 1``.
+
+    Raises:
+        ValueError: ``β`` outside the open interval (0, 1).
+    """
     if not 0 < beta < 1:
         raise ValueError(f"beta must be in (0, 1), got {beta}")
     return -1.0 / math.log(beta)
@@ -60,7 +64,8 @@ class LIF(BaseNeuron):
         beta: buffer, 0-d or ``[num_channels]``.
 
     Raises:
-        ValueError: ``tau ≤ 0`` or ``beta`` outside (0, 1).
+        ValueError: ``tau`` not a finite number > 0 (when ``beta`` is not given), ``beta``
+            outside (0, 1), or a bad base argument (see :class:`~snn.neurons.base.BaseNeuron`).
 
     Examples:
         >>> import torch, snn

@@ -35,6 +35,10 @@ class ParametricLIF(BaseNeuron):
 
     Attributes:
         w: the learnable parameter, 0-d or ``[num_channels]``.
+
+    Raises:
+        ValueError: ``tau`` not a finite number > 0 (see :func:`~snn.neurons.lif.tau_to_beta`),
+            or a bad base argument (see :class:`~snn.neurons.base.BaseNeuron`).
     """
 
     def __init__(self, tau: float = 2.0, decay_input: bool = False, **kwargs) -> None:

@@ -26,11 +26,19 @@ class LeakyIntegrator(StatefulModule):
 
     Args:
         tau: time constant in timesteps (> 0), or ``float("inf")`` for a perfect integrator.
-        decay_input: scale the input by ``1 − β``.
+        decay_input: scale the input by ``1 − β`` (ignored, i.e. off, when ``tau`` is infinite).
 
     Shape:
-        forward: ``[T, B, *feature] → [T, B, *feature]`` (membrane after each step).
+        forward: ``[T, B, *feature] → [T, B, *feature]`` (membrane after each step, the
+        promoted dtype of the input; starts from 0, or from the carried state inside
+        :func:`snn.stateful`).
         step: ``[B, *feature] → [B, *feature]``.
+
+    Raises:
+        ValueError: ``tau`` not > 0 (or finite yet so large that ``β`` rounds to 1); in
+            ``forward``/``step``: an input that is not time-first ``[T, B, ...]`` (``[B, ...]``
+            for ``step``), has ``T = 0``, a NaN membrane (on CPU), or a carried state whose
+            shape differs from the input step. ``TypeError`` if the input is not a tensor.
     """
 
     def __init__(self, tau: float = 5.0, decay_input: bool = False) -> None:

@@ -247,9 +247,12 @@ def to_nir(model: nn.Module, sample: Tensor, dt: float = 1e-3, discretization: s
         The graph, nodes ``input → … → output``, ``metadata = {"snn_dt", "snn_discretization"}``.
 
     Raises:
-        ValueError: an unsupported layer, batch norm or dropout in training mode, batch norm
-            not after a Linear/Conv/DelayLinear, a model that is not a chain, a neuron with ``v_init ≠ 0``, a
-            ``DelayLinear`` without integer delays, bad ``dt``/``discretization``.
+        ValueError: ``sample`` not a tensor with ≥ 3 dims, an unsupported layer (or a conv with
+            ``padding_mode`` other than ``"zeros"``), batch norm or dropout in training mode, batch
+            norm not after a Linear/Conv/DelayLinear, a model that is not a chain (only detected
+            with ``check=True``), a Flatten merging the time/batch dims, neurons inside
+            ``TimeDistributed``, a neuron with ``v_init ≠ 0``, a ``DelayLinear`` without integer
+            delays, bad ``dt``/``discretization``.
 
     Examples:
         >>> import torch, snn
@@ -317,6 +320,9 @@ def export_nir(model: nn.Module, sample: Tensor, path: str | os.PathLike, **kwar
 
     Returns:
         The exported graph.
+
+    Raises:
+        ValueError: as :func:`to_nir` (nothing is written then); ``OSError`` if writing fails.
     """
     graph = to_nir(model, sample, **kwargs)
     p = Path(path)

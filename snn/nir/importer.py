@@ -27,14 +27,15 @@ class IntegerDelay(InputHistoryModule):
     a time) gives the same output as the whole sequence; :func:`snn.reset` empties it.
 
     Args:
-        delays: int64 ``[N]`` delays in timesteps (≥ 0).
+        delays: ``[N]`` delays in timesteps (≥ 0; stored as int64, so float values are truncated).
 
     Shape:
         forward: ``[T, B, N] → [T, B, N]``; step: ``[B, N] → [B, N]`` (the input's dtype).
 
     Raises:
-        ValueError: ``delays`` not 1-d or negative; an input that is not ``[T, B, N]``; a
-            carried history whose batch size differs from the input's (call ``snn.reset``).
+        ValueError: ``delays`` not 1-d or negative; an input that is not ``[T, B, N]`` (``[B, N]``
+            for :meth:`step`); a carried history whose batch size differs from the input's (call
+            ``snn.reset``).
     """
 
     def __init__(self, delays: Tensor) -> None:
@@ -128,8 +129,18 @@ class NIRGraphModule(nn.Module):
     """Runs an imported NIR graph that is not a plain chain: nodes in topological order, the
     edges entering a node summed (NIR semantics), every node on whole sequences ``[T, B, ...]``.
 
+    Args:
+        modules: ``{node name: module}`` of every node but the input and output.
+        edges: ``(source, target)`` node names.
+        inp, out: names of the input and output nodes.
+
+    Shape:
+        ``[T, B, *in_feature] → [T, B, *out_feature]``.
+
     Raises:
-        ValueError: recurrent (cyclic) graphs, or not exactly one input and one output node.
+        ValueError: a recurrent (cyclic) graph (construction); a node without incoming edge
+            (forward). An edge naming an unknown node raises ``KeyError``. (A graph with
+            not exactly one input and one output node is rejected by :func:`from_nir`.)
     """
 
     def __init__(self, modules: dict[str, nn.Module], edges: list[tuple[str, str]], inp: str, out: str) -> None:
@@ -357,7 +368,9 @@ def from_nir(graph: nir.NIRGraph, dt: Optional[float] = None, discretization: Op
         An ``nn.Module`` in training mode (call ``.eval()`` for inference).
 
     Raises:
-        ValueError: no ``dt``; unsupported node types (e.g. ``CubaLIF``); parameters snn cannot
+        TypeError: ``graph`` is not a ``nir.NIRGraph``.
+        ValueError: no ``dt``; a bad ``dt``/``discretization``; not exactly one ``Input`` and
+            one ``Output`` node; unsupported node types (e.g. ``CubaLIF``); parameters snn cannot
             express (``v_leak ≠ 0``, per-neuron instead of per-channel values, input gains other
             than 1 or ``1 − β``, ``β`` outside (0, 1), non-integer delays); recurrent graphs.
     """
@@ -390,5 +403,9 @@ def load_nir(path: str | os.PathLike) -> nir.NIRGraph:
 
 
 def import_nir(path: str | os.PathLike, dt: Optional[float] = None, discretization: Optional[str] = None) -> nn.Module:
-    """:func:`load_nir` then :func:`from_nir`."""
+    """:func:`load_nir` then :func:`from_nir`.
+
+    Raises:
+        FileNotFoundError, ValueError, TypeError: as :func:`load_nir` and :func:`from_nir`.
+    """
     return from_nir(load_nir(path), dt=dt, discretization=discretization)

@@ -37,7 +37,12 @@ def _check(discretization: str, dt: float) -> None:
 
 
 def beta_to_nir_tau(beta: np.ndarray, dt: float, discretization: str = "euler") -> np.ndarray:
-    """NIR time constant ``τ`` (seconds) for decay factors ``β ∈ (0, 1)`` (float64 array)."""
+    """NIR time constant ``τ`` (seconds) for decay factors ``β ∈ (0, 1)`` (float64 array, ``β``'s shape).
+
+    Raises:
+        ValueError: unknown ``discretization``, ``dt`` not a finite number > 0 (seconds per
+            timestep), or a ``β`` outside (0, 1).
+    """
     _check(discretization, dt)
     b = np.asarray(beta, dtype=np.float64)
     if np.any(~((b > 0) & (b < 1))):
@@ -46,7 +51,12 @@ def beta_to_nir_tau(beta: np.ndarray, dt: float, discretization: str = "euler") 
 
 
 def nir_tau_to_beta(tau: np.ndarray, dt: float, discretization: str = "euler") -> np.ndarray:
-    """Decay factor ``β`` for NIR time constants ``τ`` (seconds); raises unless ``β ∈ (0, 1)``."""
+    """Decay factor ``β`` (float64 array, ``τ``'s shape) for NIR time constants ``τ`` (seconds).
+
+    Raises:
+        ValueError: unknown ``discretization``, ``dt`` not a finite number > 0, or a resulting
+            ``β`` outside (0, 1) (Euler needs ``τ > dt``).
+    """
     _check(discretization, dt)
     t = np.asarray(tau, dtype=np.float64)
     b = 1.0 - dt / t if discretization == "euler" else np.exp(-dt / t)

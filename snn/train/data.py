@@ -52,7 +52,11 @@ class DataSpec:
 
 
 def infer_sensor_size(folder: EventFolder) -> tuple[int, int, int]:
-    """Smallest ``(W, H, 2)`` holding every event of the folder's files (read once)."""
+    """Smallest ``(W, H, 2)`` holding every event of the folder's files (read once).
+
+    Raises:
+        ValueError: the folder's files hold no events at all.
+    """
     w = h = 0
     for f in folder.files:
         ev = read_events(f)

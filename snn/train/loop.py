@@ -40,6 +40,16 @@ class TrainConfig:
     ``data`` says where events come from (:class:`snn.train.data.DataSpec`); ``model`` is a
     preset name of :data:`snn.models.PRESETS`, ``model_args`` overrides its defaults.
     ``lr`` is Adam's initial learning rate (cosine-annealed to 0 over ``epochs``).
+
+    Attributes:
+        epochs, batch_size: training length and samples per batch (per process), both ≥ 1.
+        lr, weight_decay: Adam's settings.
+        backend: neuron backend passed to the preset (``"auto"``, ``"torch"``, ...).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (:func:`check_device`).
+        seed: seeds the weights, the data order and the held-out split.
+        out: run folder (checkpoint, ``metrics.json``, figures).
+        resume: continue from ``out``'s checkpoint.
+        progress: show progress bars.
     """
 
     data: DataSpec = field(default_factory=DataSpec)
@@ -57,10 +67,12 @@ class TrainConfig:
     progress: bool = True
 
     def to_dict(self) -> dict:
+        """The config as a JSON-ready dict (``data`` nested)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        """Inverse of :meth:`to_dict` (``TypeError`` for unknown keys)."""
         d = dict(d)
         data = DataSpec(**d.pop("data", {}))
         if data.sensor_size is not None:
@@ -69,7 +81,7 @@ class TrainConfig:
 
 
 def scores(output: Tensor) -> Tensor:
-    """Class scores from a readout membrane ``[T, B, C]``: its mean over time → ``[B, C]``."""
+    """Class scores from a readout membrane ``[T, B, C]``: its mean over time → ``[B, C]`` (same dtype)."""
     return output.mean(0)
 
 
@@ -99,7 +111,17 @@ def check_device(name: str) -> torch.device:
 
 
 def model_kwargs_for(preset: str, info: dict, backend: str, extra: dict) -> dict:
-    """Constructor arguments that fit a preset to the data (input size, classes, backend)."""
+    """Constructor arguments that fit a preset to the data (input size, classes, backend).
+
+    Args:
+        preset: preset name (:data:`snn.models.PRESETS`).
+        info: the ``info`` dict of :func:`snn.train.build_datasets` (``frame_shape``, ``num_classes``).
+        backend: neuron backend.
+        extra: user overrides, applied last.
+
+    Raises:
+        ValueError: a ``conv*`` preset with frames that are not square ``[P, H, W]``.
+    """
     shape = info["frame_shape"][1:]
     kw: dict[str, Any] = {"num_classes": info["num_classes"], "backend": backend}
     if preset.startswith("conv"):
@@ -136,7 +158,19 @@ def evaluate(model: nn.Module, data: Dataset | DataLoader, device: str | torch.d
              batch_size: int = 64, monitor: Optional[SpikeMonitor] = None) -> dict[str, float]:
     """Accuracy, mean cross-entropy and firing rate of ``model`` on ``data``.
 
-    Returns ``{"loss", "acc", "firing_rate", "layer_rates": {...}, "n"}``.
+    Args:
+        model: ``[T, B, ...] → [T, B, C]`` (scored by :func:`scores`); put in eval mode.
+        data: a Dataset of ``(float32 [T, ...], label)`` (batched with
+            :func:`snn.datasets.collate_time_first`) or a DataLoader of ``([T, B, ...], [B])``.
+        device: where ``model`` already is; batches are moved there.
+        batch_size: for a Dataset.
+        monitor: the :class:`SpikeMonitor` to record rates with (default: a new one).
+
+    Returns:
+        ``{"loss", "acc", "firing_rate", "layer_rates": {...}, "n"}``.
+
+    Raises:
+        ValueError: ``data`` is empty.
     """
     loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size, collate_fn=collate_time_first)
     model.eval()
@@ -161,6 +195,14 @@ def train_epoch(model: nn.Module, loader: Iterable, opt: torch.optim.Optimizer, 
     """One epoch of BPTT with cross-entropy on ``forward(x) → scores [B, classes]``
     (default ``scores(model(x))``); the network state is reset around every batch, and
     ``model.after_optimizer_step()`` runs after every step if the model defines it.
+
+    Args:
+        model: the network (possibly DDP-wrapped), on ``device``.
+        loader: batches ``(x [T, B, ...], y [B])``.
+        opt: the optimizer, stepped once per batch.
+        device: where batches are moved.
+        desc, progress: progress-bar label and whether to show it.
+        forward: ``x → scores [B, classes]`` (default ``scores(model(x))``).
 
     Returns ``(mean loss, accuracy)`` over the samples seen; under ``torch.distributed``,
     over the samples of every process (each process trains on its own shard).
@@ -224,7 +266,9 @@ def train(cfg: TrainConfig) -> dict:
     Raises:
         FileExistsError: ``cfg.out`` already holds a checkpoint and ``resume`` is off (nothing
             the user made is overwritten).
-        ValueError: ``cfg.epochs`` or ``cfg.batch_size`` below 1; ``cfg.device`` not available.
+        ValueError: ``cfg.epochs`` or ``cfg.batch_size`` below 1; ``cfg.device`` not available;
+            an unknown preset or frames that do not fit it (:func:`model_kwargs_for`); data
+            errors as :func:`snn.train.build_datasets` (which may also raise ``FileNotFoundError``).
     """
     if not (isinstance(cfg.epochs, int) and cfg.epochs >= 1):
         raise ValueError(f"epochs must be ≥ 1, got {cfg.epochs!r}")

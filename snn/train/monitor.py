@@ -17,6 +17,15 @@ class SpikeMonitor:
     Firing rate = spikes / (neurons × timesteps × samples), dimensionless, per layer.
     ``record=name`` keeps the last output ``[T, B, ...]`` of that layer (for rasters).
 
+    Args:
+        model: the network; every :class:`snn.neurons.BaseNeuron` inside it is monitored.
+        record: module name (as in ``model.named_modules()``) whose last output is kept, on
+            the CPU, in ``recorded``.
+
+    Attributes:
+        layers: ``{name: neuron module}`` monitored.
+        recorded: the recorded layer's last output ``[T, B, ...]`` (``None`` until seen).
+
     Examples:
         >>> with SpikeMonitor(model) as mon:
         ...     model(x)
