@@ -30,7 +30,7 @@ import contextlib
 import numbers
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -204,7 +204,7 @@ class StreamingClassifier:
 
 
 def classify_stream(model: nn.Module, packets: Iterable[np.ndarray | Tensor], sensor_size: tuple[int, int, int],
-                    **kwargs) -> StreamDecision:
+                    **kwargs: Any) -> StreamDecision:
     """Feed ``packets`` (an iterator of event packets, e.g. :func:`slice_events` or a live
     driver) to a :class:`StreamingClassifier` (``kwargs``) until it decides or the stream ends.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,7 +45,7 @@ def _names(kernel: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def load_module(device_index: int):
+def load_module(device_index: int) -> Any:
     """The compiled ``cupy.RawModule`` for one device (compiled on first use, then cached).
 
     Raises:

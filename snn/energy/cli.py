@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 __all__ = ["add_parser", "handler"]
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``energy`` subcommand (called by :func:`snn.cli.build_parser`)."""
     from snn.cli import _add_data_args
     p = subparsers.add_parser(

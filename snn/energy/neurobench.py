@@ -26,7 +26,7 @@ numpy, tqdm and tonic at import).
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
@@ -54,7 +54,7 @@ class _BatchFirst(nn.Module):
         return out
 
 
-def neurobench_metrics(model: nn.Module, data, *, batch_size: int = 64, max_samples: Optional[int] = None,
+def neurobench_metrics(model: nn.Module, data: Any, *, batch_size: int = 64, max_samples: Optional[int] = None,
                        time_first: bool = True) -> dict[str, float]:
     """NeuroBench's ``SynapticOperations`` and ``ActivationSparsity`` on ``model`` and ``data``.
 

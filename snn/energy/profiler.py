@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +31,10 @@ from torch import Tensor, nn
 import snn.energy.rules  # noqa: F401  (registers the built-in rules)
 from snn.energy.registry import CONTAINER, COUNTERS, STATICS, CountOptions, Rule, counts_children, get_rule
 from snn.energy.spike_flow import SpikeFlow
+
+if TYPE_CHECKING:
+    from snn.energy.hardware import EnergyModel
+    from snn.energy.report import EnergyReport
 
 log = logging.getLogger("snn")
 
@@ -388,7 +392,7 @@ class Profiler:
             sum(b.numel() * b.element_size() for b in self.model.buffers())
         return RawCounts(infos, grids, N, T, list(self.uncounted), self.spread, mp, mm, self.options)
 
-    def report(self, energy_model="cmos45", **meta: Any):
+    def report(self, energy_model: str | EnergyModel = "cmos45", **meta: Any) -> EnergyReport:
         """An :class:`snn.energy.EnergyReport` of everything counted (closes the current batch).
 
         Args:

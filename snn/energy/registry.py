@@ -40,7 +40,7 @@ in your own module or in :mod:`snn.energy.rules`::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Protocol, Union
+from typing import Any, Callable, Optional, Protocol, Union
 
 from torch import Tensor, nn
 
@@ -142,7 +142,7 @@ def CONTAINER(module: nn.Module, inputs: tuple, output: object, ctx: RuleContext
 
 
 def register_rule(cls: type, rule: Optional[Rule] = None, *, count_children: bool = False,
-                  overwrite: bool = False):
+                  overwrite: bool = False) -> Any:
     """Register ``rule`` for module type ``cls`` (usable as a decorator).
 
     Args:

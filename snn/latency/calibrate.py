@@ -12,13 +12,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from snn.latency.data import Encoder, iter_labelled
 from snn.latency.rule import accumulate, check_readout, confidence, first_crossing
+
+if TYPE_CHECKING:
+    from snn.latency.dynamic import DynamicConfidence
 
 __all__ = ["ConfidenceTrace", "record_trace", "calibrate", "calibrate_threshold", "pareto_front", "Calibration"]
 
@@ -179,7 +182,7 @@ class Calibration:
         """Per-sample decision step at the chosen θ, int64 ``[N]``."""
         return self.trace.decide(self.threshold)[1]
 
-    def dynamic_confidence(self, model: nn.Module, **kwargs: Any):
+    def dynamic_confidence(self, model: nn.Module, **kwargs: Any) -> DynamicConfidence:
         """A :class:`snn.latency.DynamicConfidence` with this θ, ``max_T``, scale and readout."""
         from snn.latency.dynamic import DynamicConfidence
         return DynamicConfidence(model, self.threshold, self.T, scale=self.trace.scale,

@@ -41,7 +41,7 @@ def _rescale(text: str):
         raise argparse.ArgumentTypeError(f"expected none, rate or a positive factor, got {text!r}") from None
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``compress`` subcommand (called by :func:`snn.cli.build_parser`)."""
     from snn.cli import _add_data_args
     p = subparsers.add_parser(

@@ -21,7 +21,8 @@ def stage_file(index: int, T: int) -> str:
     return f"stage{index + 1}_T{T}.pt"
 
 
-def restore(model: nn.Module, out_dir: Optional[Path], sched: list[int], config: dict, resume: bool):
+def restore(model: nn.Module, out_dir: Optional[Path], sched: list[int], config: dict, resume: bool
+            ) -> tuple[list[dict], int, Optional[dict]]:
     """Load what a run folder holds: ``(finished stage results, index of the next stage, mid-stage
     progress checkpoint or None)``; the model gets the last finished stage's weights.
 

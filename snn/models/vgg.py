@@ -1,7 +1,7 @@
 """VGG with batch norm (ANN), laid out so torchvision's ``vgg*_bn`` state dicts load unchanged."""
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Any, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -101,11 +101,11 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-def vgg11_bn(num_classes: int = 1000, **kwargs) -> VGG:
+def vgg11_bn(num_classes: int = 1000, **kwargs: Any) -> VGG:
     """VGG-11 with batch norm (configuration "A"); ``kwargs`` as :class:`VGG`."""
     return VGG("A", num_classes=num_classes, **kwargs)
 
 
-def vgg16_bn(num_classes: int = 1000, **kwargs) -> VGG:
+def vgg16_bn(num_classes: int = 1000, **kwargs: Any) -> VGG:
     """VGG-16 with batch norm (configuration "D"); ``kwargs`` as :class:`VGG`."""
     return VGG("D", num_classes=num_classes, **kwargs)

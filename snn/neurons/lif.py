@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
@@ -74,7 +74,7 @@ class LIF(BaseNeuron):
     """
 
     def __init__(self, tau: float = 2.0, beta: Optional[float] = None, decay_input: bool = False,
-                 **kwargs) -> None:
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         b = tau_to_beta(tau) if beta is None else beta
         if not 0 < b < 1:

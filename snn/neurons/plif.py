@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
@@ -41,7 +41,7 @@ class ParametricLIF(BaseNeuron):
             or a bad base argument (see :class:`~snn.neurons.base.BaseNeuron`).
     """
 
-    def __init__(self, tau: float = 2.0, decay_input: bool = False, **kwargs) -> None:
+    def __init__(self, tau: float = 2.0, decay_input: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         b = tau_to_beta(tau)
         self.decay_input = decay_input
