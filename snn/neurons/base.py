@@ -66,7 +66,22 @@ def check_sequence(x: Tensor, name: str = "x", min_dim: int = 2, T: Optional[int
         raise ValueError(f"{name} contains NaN values")
 
 
-NAN_MESSAGE = "{} contains NaN values (the membrane became NaN)"  # .format(input name)
+NAN_MESSAGE = "{} contains NaN values, or ±inf ones that made the membrane NaN"  # .format(input name)
+
+
+def as_real_float(x: Tensor, name: str, dtype: torch.dtype) -> Tensor:
+    """``x`` as floating point: a floating ``x`` as it is, integer or bool ``x`` (spike counts,
+    ``uint8`` event frames) converted to ``dtype``, so that the state never integrates in an
+    integer type (which would truncate ``v_init`` or a leak, or overflow).
+
+    Raises:
+        TypeError: ``x`` is complex.
+    """
+    if x.is_floating_point():
+        return x
+    if x.is_complex():
+        raise TypeError(f"{name} must be real (floating, integer or bool), got {x.dtype}")
+    return x.to(dtype)
 
 
 def check_no_nan_membrane(v_last: Tensor, name: str = "x") -> None:
@@ -103,8 +118,10 @@ class BaseNeuron(StatefulModule):
             subclasses' decay parameters); ``dtype`` defaults to ``torch.get_default_dtype()``.
 
     Shape:
-        forward: ``[T, B, *feature] → [T, B, *feature]`` spikes (0./1., input dtype).
-        step: ``[B, *feature] → [B, *feature]``.
+        forward: ``[T, B, *feature] → [T, B, *feature]`` spikes (0./1., input dtype; integer
+        or bool input is first converted to the layer's dtype, that of ``v_init``; complex
+        input is a ``TypeError``).
+        step: ``[B, *feature] → [B, *feature]``, the same dtypes.
 
     Attributes:
         v: carried membrane potential ``[B, *feature]`` (``None`` at rest).
@@ -210,6 +227,7 @@ class BaseNeuron(StatefulModule):
         """
         check_sequence(x, "x", min_dim=2, check_nan=False)
         self._check_channels(x, 2, "x")
+        x = as_real_float(x, "x", self.v_init.dtype)
         x0 = x[0].detach()
         v0 = self._initial_v(x0) if self._stateful else self._rest_view(x0)
         spec = self.spec(x.dim() - 1)
@@ -244,6 +262,7 @@ class BaseNeuron(StatefulModule):
         """
         check_sequence(x_t, "x_t", min_dim=1, time_first=False)
         self._check_channels(x_t, 1, "x_t")
+        x_t = as_real_float(x_t, "x_t", self.v_init.dtype)
         v = self._initial_v(x_t)
         s, self.v = neuron_step(x_t, v, self.spec(x_t.dim()))
         return s

@@ -6,7 +6,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from snn.neurons.base import check_no_nan_membrane, check_sequence
+from snn.neurons.base import as_real_float, check_no_nan_membrane, check_sequence
 from snn.neurons.functional import charge
 from snn.neurons.lif import tau_to_beta
 from snn.state import StatefulModule
@@ -30,7 +30,8 @@ class LeakyIntegrator(StatefulModule):
 
     Shape:
         forward: ``[T, B, *feature] → [T, B, *feature]`` (membrane after each step, the
-        promoted dtype of the input; starts from 0, or from the carried state inside
+        input's floating dtype, float32 for integer or bool input (complex input is a
+        ``TypeError``); starts from 0, or from the carried state inside
         :func:`snn.stateful`).
         step: ``[B, *feature] → [B, *feature]``.
 
@@ -58,6 +59,7 @@ class LeakyIntegrator(StatefulModule):
 
     def forward(self, x: Tensor) -> Tensor:
         check_sequence(x, "x", min_dim=2, check_nan=False)
+        x = as_real_float(x, "x", torch.float32)
         v = self._start(x[0].detach(), self._stateful)
         out = []
         for x_t in x.unbind(0):
@@ -71,6 +73,7 @@ class LeakyIntegrator(StatefulModule):
     def step(self, x_t: Tensor) -> Tensor:
         """One timestep; the membrane ``[B, *feature]`` stays on the module."""
         check_sequence(x_t, "x_t", min_dim=1, time_first=False)
+        x_t = as_real_float(x_t, "x_t", torch.float32)
         self.v = charge(self._start(x_t, True), x_t, self.beta, self.decay_input)
         return self.v
 

@@ -86,16 +86,43 @@ def test_nan_tests_need_no_host_sync_off_the_cpu():
     """Off the CPU the NaN tests (whose answer must reach the host) run only under anomaly
     detection. A meta tensor stands in for a CUDA one: reading its value raises, so a test
     that ran would fail here."""
-    from snn.delays.layer import _check_nan
+    from snn.delays.layer import _check_finite
     from snn.neurons.base import check_no_nan_membrane, nan_checks_enabled
     x = torch.empty(4, 2, 3, device="meta")
     assert nan_checks_enabled(torch.rand(2)) and not nan_checks_enabled(x)
     check_no_nan_membrane(x[0])
     snn.neurons.check_sequence(x)
-    _check_nan(x, "x")
+    _check_finite(x, "x")
     with torch.autograd.detect_anomaly():
         assert nan_checks_enabled(x)
         for check in (lambda: check_no_nan_membrane(x[0]), lambda: snn.neurons.check_sequence(x),
-                      lambda: _check_nan(x, "x")):
+                      lambda: _check_finite(x, "x")):
             with pytest.raises((RuntimeError, NotImplementedError)):
                 check()
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64, torch.bool])
+def test_integer_and_bool_inputs_integrate_in_the_layers_float_dtype(dtype, backend):
+    """v_init and the leak must not be truncated to the input's integer type (an IF with
+    v_init=-1 on uint8 zeros fired: -1 wrapped to 255)."""
+    ones = torch.ones(4, 2, 3)
+    for make in (lambda: IF(v_init=-1.0, backend=backend), lambda: LIF(v_init=0.5, v_threshold=1.2, backend=backend),
+                 lambda: PLIF(v_init=0.3, backend=backend)):
+        for x in (ones, torch.zeros(4, 2, 3)):
+            ref = make()(x)
+            out = make()(x.to(dtype))
+            assert out.dtype == torch.float32 and torch.equal(out, ref)
+            n = make()
+            stepped = torch.stack([n.step(x_t.to(dtype)) for x_t in x])
+            assert stepped.dtype == torch.float32 and torch.equal(stepped, ref)
+    assert LIF(backend=backend)(ones.to(dtype)).sum() >= 0
+    li = LeakyIntegrator(tau=float("inf"))
+    total = li(torch.ones(300, 1, 1, dtype=torch.uint8) if dtype != torch.bool else torch.ones(300, 1, 1, dtype=dtype))
+    assert total.dtype == torch.float32 and total[-1].item() == 300.0  # no uint8 overflow / bool saturation
+
+
+def test_complex_input_is_a_type_error():
+    for layer in (LIF(), LeakyIntegrator()):
+        with pytest.raises(TypeError, match="must be real"):
+            layer(torch.ones(3, 1, 2, dtype=torch.complex64))
