@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from snn.state import StatefulModule
+
 __all__ = ["TimeDistributed"]
 
 
@@ -20,7 +22,11 @@ class TimeDistributed(nn.Sequential):
         ``[T, B, *in] → [T, B, *out]`` (dtype as the wrapped layers give it).
 
     Raises:
-        ValueError: (forward) the input has fewer than 3 dimensions.
+        ValueError: a stateful layer (a neuron, readout, delay line:
+            :class:`snn.state.StatefulModule`) among the layers, at construction or in forward
+            (merging T into the batch would make it integrate across samples); (forward) the
+            input has fewer than 3 dimensions. Put stateful layers after the
+            ``TimeDistributed`` block instead.
 
     Examples:
         >>> import torch, snn
@@ -29,7 +35,19 @@ class TimeDistributed(nn.Sequential):
         torch.Size([5, 4, 8, 32, 32])
     """
 
+    def __init__(self, *layers: nn.Module) -> None:
+        super().__init__(*layers)
+        self._check_stateless()
+
+    def _check_stateless(self) -> None:
+        for name, m in self.named_modules():
+            if isinstance(m, StatefulModule):
+                raise ValueError(f"TimeDistributed got a stateful layer {name} ({type(m).__name__}): merging T into "
+                                 "the batch would make it integrate across samples; put it after the "
+                                 "TimeDistributed block, which returns [T, B, ...]")
+
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
+        self._check_stateless()  # layers may have been added since construction
         if x.dim() < 3:
             raise ValueError(f"TimeDistributed expects [T, B, ...] with at least 3 dims, got {tuple(x.shape)}")
         T, B = x.shape[:2]
