@@ -23,12 +23,26 @@ DELAY_MODES = ("learned", "fixed", "none")
 INTERPOLATIONS = ("gaussian", "linear")
 
 
-def _check_nan(x: Tensor, name: str) -> None:
-    """One reduction instead of ``isnan(x).any()``: the sum is NaN iff ``x`` holds NaN (or both
-    infinities). Where :func:`snn.neurons.base.nan_checks_enabled` says (CPU, or CUDA under anomaly
-    detection; never while ``torch.compile`` traces or under a ``torch.func`` transform)."""
-    if x.numel() and x.is_floating_point() and nan_checks_enabled(x) and torch.isnan(x.detach().sum()):
-        raise ValueError(f"{name} contains NaN values (or both +inf and -inf)")
+def _non_finite(t: Tensor) -> bool:
+    """Whether ``t`` holds NaN or ±inf: one sum first (finite unless it does, or unless finite
+    values overflow it), element-wise only when the sum is not finite."""
+    t = t.detach()
+    return t.numel() > 0 and not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all())
+
+
+def _check_finite(x: Tensor, name: str) -> None:
+    """``ValueError`` if ``x`` holds NaN or ±inf (an infinite input has no defined output: the
+    dense reference multiplies it by the kernel's zero taps, giving NaN, where the fused kernels
+    skip those taps). Where :func:`snn.neurons.base.nan_checks_enabled` says (CPU, or CUDA under
+    anomaly detection; never while ``torch.compile`` traces or under a ``torch.func`` transform)."""
+    if x.is_floating_point() and nan_checks_enabled(x) and _non_finite(x):
+        raise ValueError(f"{name} contains non-finite values (NaN or ±inf)")
+
+
+def _check_delays(delay: Tensor) -> None:
+    if _non_finite(delay):
+        raise ValueError("delay holds non-finite positions (NaN or ±inf), e.g. after a diverging optimizer "
+                         "step: a NaN position silently zeroes its synapse and gets no gradient")
 
 
 def _refresh_mode(module: "DelayLinear", incompatible_keys) -> None:
@@ -90,8 +104,9 @@ class DelayLinear(InputHistoryModule):
     Raises:
         ValueError: bad sizes, ``max_delay`` not an int ≥ 0, unknown ``delays``/``interpolation``,
             ``sigma`` not finite and > 0 (when ``max_delay > 0``), ``truncate ≤ 0``; in forward,
-            an input that is not ``[T, B, in_features]`` (or has ``T = 0``), contains NaN (tested
-            where :func:`snn.neurons.base.nan_checks_enabled` says), or does not match the
+            an input that is not ``[T, B, in_features]`` (or has ``T = 0``), an input or delay
+            position that holds NaN or ±inf (tested where
+            :func:`snn.neurons.base.nan_checks_enabled` says), or does not match the
             carried history's batch; an unknown ``backend`` or one not for this device
             (``RuntimeError`` when its package is missing). ``TypeError``: input not a tensor.
 
@@ -183,13 +198,23 @@ class DelayLinear(InputHistoryModule):
 
     @torch.no_grad()
     def clamp_delays_(self) -> "DelayLinear":
-        """Clamp the positions to ``[0, max_delay]`` in place (after each optimizer step)."""
+        """Clamp the positions to ``[0, max_delay]`` in place (after each optimizer step).
+
+        Raises:
+            ValueError: a position is NaN or ±inf (clamping would hide a diverged optimizer).
+        """
+        _check_delays(self.delay)
         self.delay.clamp_(0.0, float(self.max_delay))
         return self
 
     @torch.no_grad()
     def round_delays_(self) -> "DelayLinear":
-        """Round the positions to integers in ``[0, max_delay]`` and switch to exact integer delays."""
+        """Round the positions to integers in ``[0, max_delay]`` and switch to exact integer delays.
+
+        Raises:
+            ValueError: a position is NaN or ±inf.
+        """
+        _check_delays(self.delay)
         self.delay.copy_(self.delay.clamp(0.0, float(self.max_delay)).round())
         self.rounded.fill_(True)
         self._mode()
@@ -229,7 +254,7 @@ class DelayLinear(InputHistoryModule):
         check_sequence(x, "x", min_dim=3, check_nan=False)
         if x.dim() != 3 or x.shape[2] != self.in_features:
             raise ValueError(f"x must be [T, B, in_features={self.in_features}], got {tuple(x.shape)}")
-        _check_nan(x, "x")
+        _check_finite(x, "x")
         return self._run(x, carry=self._stateful)
 
     def step(self, x_t: Tensor) -> Tensor:
@@ -237,13 +262,13 @@ class DelayLinear(InputHistoryModule):
 
         Raises:
             TypeError: ``x_t`` is not a tensor.
-            ValueError: ``x_t`` is not ``[B, in_features]``, contains NaN (where checked), or
+            ValueError: ``x_t`` is not ``[B, in_features]``, holds NaN or ±inf (where checked), or
                 its batch differs from the carried history's.
         """
         check_sequence(x_t, "x_t", min_dim=2, check_nan=False, time_first=False)
         if x_t.dim() != 2 or x_t.shape[1] != self.in_features:
             raise ValueError(f"x_t must be [B, in_features={self.in_features}], got {tuple(x_t.shape)}")
-        _check_nan(x_t, "x_t")
+        _check_finite(x_t, "x_t")
         return self._run(x_t.unsqueeze(0), carry=True)[0]
 
     def _run(self, x: Tensor, carry: bool) -> Tensor:
@@ -254,6 +279,8 @@ class DelayLinear(InputHistoryModule):
             self.backend_used = "linear"
             return F.linear(x, self.weight.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
         hist = self._carried(x) if carry else None
+        if nan_checks_enabled(x):
+            _check_delays(self.delay)
         taps = self.taps()
         be = resolve_delay_backend(self.backend, x, taps.width, D)
         if not torch.compiler.is_compiling() and be.name != self.backend_used:  # no logging (nor guard) in a graph

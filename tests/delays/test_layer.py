@@ -205,3 +205,32 @@ def test_bad_arguments_and_inputs():
         layer(torch.zeros(5, 2, 3).index_fill_(0, torch.tensor([4]), float("nan")))
     with pytest.raises(ValueError, match="unknown delay backend 'cupy'"):
         DelayLinear(3, 2, 4, backend="cupy")(torch.zeros(5, 2, 3))
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_infinite_inputs_are_refused_alike_on_every_backend(backend):
+    """An inf input has no defined output (the dense reference gives NaN from inf · 0 taps where
+    the fused kernels skip the zeros): both refuse it, in forward and step."""
+    layer = DelayLinear(2, 1, 4, sigma=0.3, bias=False, backend=backend)
+    x = torch.zeros(5, 1, 2)
+    x[3, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="non-finite"):
+        layer(x)
+    with pytest.raises(ValueError, match="non-finite"):
+        layer.step(x[3])
+    huge = torch.full((5, 1, 2), 3e38)  # finite values whose sum overflows are accepted
+    layer(huge)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_delay_positions_are_an_error_not_a_silent_dead_synapse(bad):
+    layer = DelayLinear(2, 1, 4, sigma=0.3, bias=False)
+    with torch.no_grad():
+        layer.delay[0, 0] = bad
+    x = torch.zeros(4, 1, 2)
+    with pytest.raises(ValueError, match="delay holds non-finite"):
+        layer(x)
+    for fix in (layer.clamp_delays_, layer.round_delays_):
+        with pytest.raises(ValueError, match="delay holds non-finite"):
+            fix()
+    assert not bool(layer.rounded)  # nothing was switched to integer mode
