@@ -27,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -51,14 +52,15 @@ def slice_events(events: np.ndarray, time_window: float, start: Optional[float] 
 
     Args:
         events: structured array with a ``t`` field (µs), tonic's layout, in time order.
-        time_window: packet length ``w`` in µs (> 0).
+        time_window: packet length ``w`` in µs, a positive finite number.
         start: time of the first packet's start (default: the first event's ``t``).
 
     Raises:
-        ValueError: no ``t`` field, timestamps out of order, or a non-positive ``time_window``.
+        ValueError: no ``t`` field, timestamps out of order, or a ``time_window`` that is not a
+            positive finite number (``0``, negative, ``inf``, NaN, a bool).
     """
-    if not (isinstance(time_window, numbers.Real) and time_window > 0):
-        raise ValueError(f"time_window must be a positive number of µs, got {time_window!r}")
+    if not _positive_finite(time_window):
+        raise ValueError(f"time_window must be a positive finite number of µs, got {time_window!r}")
     names = getattr(getattr(events, "dtype", None), "names", None) or ()
     if "t" not in names:
         raise ValueError(f"events must be a structured array with a t field (µs), got fields {names}")
@@ -72,6 +74,11 @@ def slice_events(events: np.ndarray, time_window: float, start: Optional[float] 
     edges = np.searchsorted(t, t0 + time_window * np.arange(n + 1), side="left")
     for k in range(n):
         yield events[edges[k]:edges[k + 1]]
+
+
+def _positive_finite(v: object) -> bool:
+    """``v`` is a real number (not a bool) with ``0 < v < inf``."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 < v < math.inf
 
 
 @dataclass
@@ -103,7 +110,8 @@ class StreamingClassifier:
         downsample, merge_polarities: as the :class:`snn.datasets.FrameSpec` used in training.
         threshold: Dynamic-Confidence θ in [0, 1]; ``None``: never stop early.
         max_steps: decide at this step at the latest (``None``: no limit; needs no threshold).
-        scale: the fixed divisor ``s`` of the accumulated output (default: ``max_steps``, or 1).
+        scale: the fixed divisor ``s`` of the accumulated output, a positive finite number
+            (default: ``max_steps``, or 1).
         readout: ``"auto"``, ``"sum"`` (outputs are per-step scores, summed) or ``"cumulative"``
             (the output already accumulates, e.g. a converted network).
         input_scale: multiplies the count frames (as in training, e.g. 0.1).
@@ -114,7 +122,8 @@ class StreamingClassifier:
         ready frame tensor ``[*frame]`` (one sample, no time or batch dim).
 
     Raises:
-        ValueError: a threshold outside [0, 1]; ``max_steps`` not a positive int; an unknown
+        ValueError: a threshold outside [0, 1]; ``max_steps`` not a positive int; ``scale`` not a
+            positive finite number (``0``, negative, ``inf``, NaN); an unknown
             ``readout``; bad ``sensor_size``/``downsample`` (as :class:`snn.datasets.FrameSpec`);
             :meth:`feed` outside the ``with`` block, events outside ``sensor_size``, a frame of
             the wrong shape, or a model output that is not ``[1, 1, C]`` for one step.
@@ -133,6 +142,8 @@ class StreamingClassifier:
         self.model, self.threshold = model, threshold
         self.max_steps = None if max_steps is None else int(max_steps)
         self.spec = FrameSpec(sensor_size, n_time_bins=1, downsample=downsample, merge_polarities=merge_polarities)
+        if scale is not None and not _positive_finite(scale):
+            raise ValueError(f"scale must be a positive finite number, got {scale!r}")
         self.scale = float(scale if scale is not None else (max_steps or 1))
         self.readout = check_readout(readout, model)
         self.input_scale = float(input_scale)

@@ -104,3 +104,27 @@ def test_numpy_scalars_are_numbers():
         StreamingClassifier(model, SENSOR, max_steps=np.float64(2.5))
     dc = DynamicConfidence(model, np.float64(0.8), max_T=np.int64(4), chunk=np.int32(2))
     assert (dc.max_T, dc.chunk) == (4, 2) and type(dc.max_T) is int
+
+
+@pytest.mark.parametrize("scale", [0, -1, -2.5, float("inf"), float("nan"), True])
+def test_scale_must_be_positive_and_finite(scale):
+    # scale=-1 used to flip the decision to the argmin of O_t, scale=0 gave confidence nan
+    model, packets = _model(), list(slice_events(_events(n=200), W))
+    with pytest.raises(ValueError, match="scale must be a positive finite number"):
+        StreamingClassifier(model, SENSOR, scale=scale)
+    with pytest.raises(ValueError, match="scale must be a positive finite number"):
+        classify_stream(model, packets, SENSOR, scale=scale, threshold=0.5)
+
+
+def test_legal_scales_are_kept():
+    model = _model()
+    assert StreamingClassifier(model, SENSOR, scale=np.float32(2.5)).scale == 2.5
+    assert StreamingClassifier(model, SENSOR, max_steps=4).scale == 4.0     # default: max_steps
+    assert StreamingClassifier(model, SENSOR).scale == 1.0
+
+
+@pytest.mark.parametrize("time_window", [float("inf"), float("nan"), 0, -5.0, True])
+def test_slice_events_time_window_must_be_positive_and_finite(time_window):
+    # inf used to drop every event (one packet ending at nan), nan the same
+    with pytest.raises(ValueError, match="time_window must be a positive finite number of µs"):
+        list(slice_events(_events(n=50), time_window))

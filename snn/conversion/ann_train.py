@@ -23,7 +23,8 @@ def ann_accuracy(model: nn.Module, data: DataLike, batch_size: int = 256,
     (anything :func:`snn.datasets.batches.iter_batches` accepts); puts ``model`` in eval mode on ``device``.
 
     Raises:
-        ValueError, TypeError: unlabelled, empty or unsupported ``data`` (as ``iter_batches``).
+        ValueError, TypeError: unlabelled, empty or unsupported ``data``, or ``batch_size`` not
+            a positive int (as ``iter_batches``).
     """
     model = model.to(device).eval()
     correct = n = 0

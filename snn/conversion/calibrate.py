@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, fx, nn
 
 from snn.conversion.activations import ClipReLU, QCFS
-from snn.conversion.data import DataLike, iter_batches
+from snn.conversion.data import DataLike, check_batching, iter_batches
 from snn.conversion.prepare import activation_sites
 
 __all__ = ["calibrate", "NORMS", "activation_bound"]
@@ -109,19 +109,21 @@ def calibrate(ann: fx.GraphModule, data: Optional[DataLike], norm: str = "max", 
         norm: ``"max"`` or ``"percentile"``.
         percentile: in (0, 100], used by ``norm="percentile"``.
         channel_wise: one threshold per channel instead of per layer.
-        max_samples: calibration samples to use at most (``None``: all).
-        batch_size: for tensor / Dataset inputs.
+        max_samples: calibration samples to use at most, a positive int (``None``: all).
+        batch_size: for tensor / Dataset inputs, a positive int.
         device: where the ANN runs.
 
     Returns:
         ``{activation module name: θ}``, float32 tensors ``[]`` or ``[C]`` (on the CPU).
 
     Raises:
-        ValueError: unknown ``norm``, bad ``percentile``, ``data`` missing while an activation
-            needs it, empty data.
+        ValueError: unknown ``norm``, bad ``percentile``, ``batch_size`` not a positive int,
+            ``max_samples`` neither a positive int nor None, ``data`` missing while an
+            activation needs it, empty data.
     """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    batch_size, max_samples = check_batching(batch_size, max_samples)
     if not (isinstance(percentile, numbers.Real) and 0 < percentile <= 100):
         raise ValueError(f"percentile must lie in (0, 100], got {percentile!r}")
     sites = activation_sites(ann)

@@ -9,7 +9,7 @@ from torch import Tensor, fx, nn
 
 from snn.conversion.activations import QCFS
 from snn.conversion.calibrate import calibrate
-from snn.conversion.data import DataLike, iter_batches
+from snn.conversion.data import DataLike, check_batching, iter_batches
 from snn.conversion.ops import ACTIVATION_MODULES, MAXPOOL_MODULES, ConversionError
 from snn.conversion.prepare import activation_sites, prepare_ann
 from snn.conversion.spiking import IFActivation, SpikingMaxPool
@@ -179,7 +179,9 @@ def convert(model: nn.Module, calibration_data: Optional[DataLike], *, norm: str
         channel_wise: per-channel thresholds instead of per-layer.
         max_pool: ``"spiking"`` (:class:`SpikingMaxPool`) or ``"avg"`` (replace by average pooling).
         backend: neuron backend of the IF layers.
-        max_samples, batch_size, device: calibration reading and where the ANN runs.
+        max_samples, batch_size, device: calibration reading (at most ``max_samples``
+            samples, a positive int or None for all, in batches of ``batch_size``, a positive
+            int) and where the ANN runs.
 
     Returns:
         a :class:`ConvertedSNN` (eval mode, on the CPU; it checks inputs against the calibration
@@ -188,7 +190,8 @@ def convert(model: nn.Module, calibration_data: Optional[DataLike], *, norm: str
 
     Raises:
         ConversionError: untraceable model or unsupported layer (named).
-        ValueError: bad ``norm``/``percentile``/``max_pool``; missing or empty calibration data.
+        ValueError: bad ``norm``/``percentile``/``max_pool``; ``batch_size`` not a positive int;
+            ``max_samples`` neither a positive int nor None; missing or empty calibration data.
 
     Examples:
         >>> import torch, snn
@@ -199,6 +202,7 @@ def convert(model: nn.Module, calibration_data: Optional[DataLike], *, norm: str
         >>> out = net(direct(torch.rand(4, 8, 8), T=64))   # accumulated output [64, 4, 10]
         >>> pred_at_T = out[-1].argmax(1)
     """
+    batch_size, max_samples = check_batching(batch_size, max_samples)
     ann = prepare_ann(model, max_pool=max_pool)
     th = calibrate(ann, calibration_data, norm=norm, percentile=percentile, channel_wise=channel_wise,
                    max_samples=max_samples, batch_size=batch_size, device=device)

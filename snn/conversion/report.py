@@ -108,7 +108,8 @@ def conversion_report(snn_model: ConvertedSNN, data: DataLike, ann: Optional[nn.
         ``n_samples``, ``T_max``, ``config`` (the conversion settings), ``seconds``.
 
     Raises:
-        ValueError: bad ``T_max``/``checkpoints``/``chunk``, unlabelled or empty data.
+        ValueError: bad ``T_max``/``checkpoints``/``chunk``; ``batch_size`` not a positive int or
+            ``max_samples`` neither a positive int nor None; unlabelled or empty data.
     """
     from snn.encoders import direct  # lazy: the encoders package imports tonic
     ts = sorted(set(checkpoints)) if checkpoints is not None else default_checkpoints(T_max)

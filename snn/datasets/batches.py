@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from snn.datasets.collate import collate_time_first
 
-__all__ = ["DataLike", "iter_batches", "as_dataset", "StaticFrames"]
+__all__ = ["DataLike", "iter_batches", "check_batching", "as_dataset", "StaticFrames"]
 
 DataLike = Any
 """``Tensor | (inputs, labels) | Dataset | DataLoader | iterable of batches``."""
@@ -63,21 +63,46 @@ def iter_batches(data: DataLike, batch_size: int = 64, *, need_labels: bool = Fa
         data: a tensor of inputs; an ``(inputs, labels [N])`` pair; a map-style Dataset of
             ``(x, label)`` (or of tensors); a DataLoader or any iterable of batches (tensors or
             ``(x, y)`` pairs, used as they come).
-        batch_size: for tensors, pairs and Datasets.
+        batch_size: for tensors, pairs and Datasets, a positive int (checked for every form).
         need_labels: raise if a batch has no labels.
         time_first: samples are ``[T, ...]`` and batches ``[T, B, ...]`` (the batch is dim 1;
             Datasets are collated with :func:`snn.datasets.collate_time_first`); otherwise
             batches are ``[B, ...]``.
-        max_samples: stop after this many samples.
+        max_samples: stop after this many samples (a positive int, or None for all).
 
     Raises:
         TypeError: an unsupported type, or batches that are neither tensors nor pairs.
-        ValueError: ``need_labels`` and the data has no labels; mismatched lengths; inputs
-            without a batch dimension; no samples;
-            ``max_samples < 1``.
+        ValueError: ``batch_size`` not a positive int or ``max_samples`` neither a positive int
+            nor None (both raised at the call, before any data is read); ``need_labels`` and
+            the data has no labels; mismatched lengths; inputs without a batch dimension; no
+            samples.
     """
-    if max_samples is not None and max_samples < 1:
+    batch_size, max_samples = check_batching(batch_size, max_samples)
+    return _iter_batches(data, batch_size, need_labels, time_first, max_samples, name)
+
+
+def check_batching(batch_size: Any, max_samples: Any = None) -> tuple[int, Optional[int]]:
+    """Validate ``batch_size`` (a positive int) and ``max_samples`` (a positive int or None).
+
+    Returns:
+        both as Python ints (``max_samples`` may stay None).
+
+    Raises:
+        ValueError: either is out of range or not an integer (bools refused); names it.
+    """
+    if not _positive_int(batch_size):
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if max_samples is not None and not _positive_int(max_samples):
         raise ValueError(f"max_samples must be a positive int or None, got {max_samples!r}")
+    return int(batch_size), None if max_samples is None else int(max_samples)
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
+
+
+def _iter_batches(data: DataLike, batch_size: int, need_labels: bool, time_first: bool,
+                  max_samples: Optional[int], name: str) -> Iterator[tuple[Tensor, Optional[Tensor]]]:
     bdim = 1 if time_first else 0
     if isinstance(data, Tensor) or _is_pair(data):
         parts = (data,) if isinstance(data, Tensor) else tuple(data)

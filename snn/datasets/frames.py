@@ -1,7 +1,9 @@
 """Event streams → dense, time-first frames with tonic transforms, cached once in HDF5."""
 from __future__ import annotations
 
+import math
 import numbers
+import operator
 import os
 import warnings
 from dataclasses import asdict, dataclass
@@ -34,16 +36,20 @@ class FrameSpec:
     * ``time_window=w`` (µs) with ``T``: bins ``[t0 + k w, t0 + (k+1) w)``, ``k < T``, from the
       first event's time ``t0``; shorter recordings are padded with zero frames, longer ones cropped.
 
-    Before binning, polarities are merged to 0 if ``merge_polarities`` (or ``P == 1``), and the
-    pixel grid is shrunk by ``tonic.transforms.Downsample(spatial_factor=downsample)``
-    (coordinates multiplied and truncated: new size ``int((W - 1) * f) + 1``).
+    Polarities become channels: with ``merge_polarities`` (or ``P == 1``) every event goes to
+    channel 0; with ``P == 2``, ``p`` in ``{-1, 0}`` → channel 0 and ``p == 1`` → channel 1 (both
+    ``{0, 1}`` and ``{-1, 1}`` encodings); with ``P > 2`` the polarity value is the channel
+    (``0 <= p < P``). Before binning, the pixel grid is shrunk by
+    ``tonic.transforms.Downsample(spatial_factor=downsample)`` (coordinates multiplied and
+    truncated: new size ``int((W - 1) * f) + 1``).
 
     Args:
         sensor_size: tonic ``(W, H, P)`` of the events.
-        n_time_bins, time_window: exactly one of them.
+        n_time_bins, time_window: exactly one of them: a positive int number of bins, or a
+            positive finite bin length in µs.
         T: number of frames; required with ``time_window``, equal to ``n_time_bins`` otherwise.
         downsample: spatial factor in ``(0, 1]``, or ``(fx, fy)``.
-        merge_polarities: sum both polarities into one channel.
+        merge_polarities: sum all polarity channels into one.
 
     Shape:
         ``__call__`` returns uint16 counts of shape :attr:`frame_shape`: ``[T, P', H', W']``, or
@@ -51,10 +57,14 @@ class FrameSpec:
         No events → all zeros.
 
     Raises:
-        ValueError: bad parameters (named); in ``__call__``: events without ``x``, ``t``, ``p``
-            fields (or without ``y`` when ``H > 1``), events outside ``sensor_size``, or too
-            many events in one pixel and bin (more than 32767 with ``time_window``, where tonic's
-            int16 frames would overflow; more than 65535 with ``n_time_bins``).
+        ValueError: bad parameters (named; e.g. a ``time_window`` that is not a positive finite
+            number); in ``__call__``: events without ``x``, ``t``, ``p`` fields (or without
+            ``y`` when ``H > 1``), an ``x``/``y``/``t``/``p`` field that is not integer or bool
+            (e.g. float timestamps; names the field and its dtype), unsigned ``t`` values beyond
+            the int64 range, events outside ``sensor_size`` (``x``, ``y``, or a polarity outside
+            ``[-1, 1]`` for ``P <= 2`` and outside ``[0, P)`` for ``P > 2``), or too many events
+            in one pixel and bin (more than 32767 with ``time_window``, where tonic's int16
+            frames would overflow; more than 65535 with ``n_time_bins``).
     """
 
     sensor_size: tuple[int, int, int]
@@ -76,8 +86,11 @@ class FrameSpec:
                 raise ValueError(f"T={self.T!r} disagrees with n_time_bins={self.n_time_bins!r}")
             object.__setattr__(self, "T", int(self.n_time_bins))
         else:
-            if not (isinstance(self.time_window, (int, float)) and self.time_window > 0):
-                raise ValueError(f"time_window must be a positive number of µs, got {self.time_window!r}")
+            tw = self.time_window
+            if not (isinstance(tw, numbers.Real) and not isinstance(tw, bool) and 0 < tw < math.inf):
+                raise ValueError(f"time_window must be a positive finite number of µs, got {tw!r}")
+            if isinstance(tw, np.generic):  # plain Python number in params() / the cache key
+                object.__setattr__(self, "time_window", tw.item())
             if not _positive_int(self.T):
                 raise ValueError(f"T (number of frames) must be a positive int with time_window, got {self.T!r}")
         if self.downsample is not None:
@@ -104,13 +117,22 @@ class FrameSpec:
 
     def params(self) -> dict[str, Any]:
         """JSON-able parameters (plus the tonic version), hashed into the cache key."""
-        return {**asdict(self), "tonic": tonic.__version__}
+        out = {**asdict(self), "tonic": tonic.__version__}
+        if self.sensor_size[2] > 2 and not self.merge_polarities:
+            # polarity value = channel since this release (was p > 0): a new key, so caches
+            # built with the old mapping are not reused
+            out["polarity_channels"] = "value"
+        return out
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
         """Bin a structured event array (``t`` in µs) into uint16 counts of shape :attr:`frame_shape`."""
         names = getattr(getattr(events, "dtype", None), "names", None) or ()
         if not {"x", "t", "p"} <= set(names):
             raise ValueError(f"events must be a structured array with fields x, t, p (and y), got {names}")
+        for field in ("x", "y", "t", "p"):
+            if field in names and events.dtype[field].kind not in "iub":
+                raise ValueError(f"events field {field!r} has dtype {events.dtype[field]}; expected an integer "
+                                 "or bool dtype (t in integer µs, x/y pixel indices, p polarity)")
         if len(events) == 0:
             return np.zeros(self.frame_shape, dtype=np.uint16)
         w, h, p = self.sensor_size
@@ -120,12 +142,21 @@ class FrameSpec:
             if field in names and (events[field].min() < 0 or events[field].max() >= limit):
                 raise ValueError(f"events outside sensor_size={self.sensor_size}: {field} in "
                                  f"[{events[field].min()}, {events[field].max()}], expected [0, {limit - 1}]")
+        if events.dtype["t"].kind == "u" and events["t"].max() > np.iinfo(np.int64).max:
+            raise ValueError(f"events field 't' ({events.dtype['t']}) holds {events['t'].max()} µs, beyond the "
+                             f"int64 range (max {np.iinfo(np.int64).max})")
         pol = events["p"].astype(np.int64)
-        if pol.min() < -1 or pol.max() >= max(p, 2):
-            raise ValueError(f"events outside sensor_size={self.sensor_size}: p in [{pol.min()}, {pol.max()}]")
+        lo, hi = (-1, 1) if p <= 2 else (0, p - 1)   # P <= 2: {-1, 0, 1}; P > 2: channel indices
+        if pol.min() < lo or pol.max() > hi:
+            raise ValueError(f"events outside sensor_size={self.sensor_size}: p in [{pol.min()}, {pol.max()}], "
+                             f"expected [{lo}, {hi}]")
         events = events.copy()
-        events["p"] = 0 if (self.merge_polarities or p == 1) else pol > 0
-        if np.any(np.diff(events["t"]) < 0):  # tonic's slicers assume time order
+        if self.merge_polarities or p == 1:
+            events["p"] = 0
+        elif p == 2:
+            events["p"] = pol > 0                    # -1/0 → channel 0, 1 → channel 1
+        # P > 2: the polarity value is the channel (kept as is)
+        if np.any(np.diff(events["t"].astype(np.int64)) < 0):  # tonic's slicers assume time order
             events = events[np.argsort(events["t"], kind="stable")]
         if self.downsample is not None:
             events = tonic.transforms.Downsample(spatial_factor=self.downsample)(events)
@@ -158,7 +189,12 @@ def _bin_counts(events: np.ndarray, size: tuple[int, int, int], T: int) -> np.nd
     w, h, p = size
     t = events["t"].astype(np.int64)
     t0, span = t.min(), t.max() - t.min()
-    b = np.zeros(len(t), np.int64) if span == 0 else np.minimum((t - t0) * T // span, T - 1)
+    if span == 0:
+        b = np.zeros(len(t), np.int64)
+    elif span <= np.iinfo(np.int64).max // T:
+        b = np.minimum((t - t0) * T // span, T - 1)
+    else:  # (t - t0) * T would overflow int64: exact Python-int arithmetic (spans of ~2**63 / T µs)
+        b = np.minimum(((t - t0).astype(object) * T // int(span)).astype(np.int64), T - 1)
     y = events["y"].astype(np.int64) if "y" in (events.dtype.names or ()) else 0
     idx = ((b * p + events["p"].astype(np.int64)) * h + y) * w + events["x"].astype(np.int64)
     counts = np.bincount(idx, minlength=T * p * h * w)
@@ -209,6 +245,7 @@ class FrameDataset(Dataset):
     Raises:
         ValueError: no sensor size; bad parameters; a sample with events outside the sensor,
             a non-integer label, or a frame overflow (names the sample index).
+        TypeError: from ``__getitem__``, an index that is not an int (e.g. a slice).
     """
 
     def __init__(self, dataset: Any, *, n_time_bins: int | None = None, time_window: float | None = None,
@@ -269,7 +306,27 @@ class FrameDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.counts[index].to(torch.float32), int(self.labels[index])
+        """Sample ``index`` (an int, negative counts from the end) as ``(frames, label)``.
+
+        Raises:
+            TypeError: ``index`` is not an integer (a slice, a float, a list...; take batches
+                with a DataLoader, subsets with ``torch.utils.data.Subset``).
+            IndexError: ``index`` is out of range.
+        """
+        if isinstance(index, bool):
+            i = None
+        else:
+            try:
+                i = operator.index(index)
+            except TypeError:
+                i = None
+        if i is None:
+            raise TypeError(f"FrameDataset index must be an int, got {type(index).__name__} {index!r}; "
+                            "use a DataLoader for batches or torch.utils.data.Subset for subsets")
+        n = len(self.labels)
+        if not -n <= i < n:
+            raise IndexError(f"FrameDataset index {i} is out of range for {n} samples")
+        return self.counts[i].to(torch.float32), int(self.labels[i])
 
     def __repr__(self) -> str:
         return (f"FrameDataset(n={len(self)}, frames_shape={self.frames_shape}, spec={self.spec}, "

@@ -41,6 +41,7 @@ READERS: dict[str, Reader] = {}
 
 _FIELDS = ("x", "y", "t", "p")
 _INT16_MAX = np.iinfo(np.int16).max
+_INT64_MAX = np.iinfo(np.int64).max
 
 
 def register_reader(ext: str, fn: Reader, *, overwrite: bool = False) -> None:
@@ -227,7 +228,8 @@ def read_events(path: str | os.PathLike, sensor_size: tuple[int, int, int] | Non
     Raises:
         FileNotFoundError: ``path`` is not a file.
         EventFileError: unknown extension (lists the supported ones); a bad or truncated file
-            (see each reader); negative coordinates; polarity outside ``{-1, 0, 1}``; with
+            (see each reader); unsigned values beyond the int64 range (e.g. a uint64 ``t`` of
+            ``2**63`` µs or more); negative coordinates; polarity outside ``{-1, 0, 1}``; with
             ``sensor_size``, an event outside the sensor (names the offending maximum and
             the sensor size). Every message starts with the file's path.
         ValueError: ``sensor_size`` is not three positive ints.
@@ -246,6 +248,11 @@ def _to_events_struct(raw: np.ndarray, path: Path, sensor_size: tuple[int, int, 
     names = raw.dtype.names or ()
     if any(f not in names for f in _FIELDS):
         raise EventFileError(path, f"reader returned fields {list(names)}; expected x, y, t, p")
+    for f in _FIELDS:  # uint64 values >= 2**63 would wrap to negative int64
+        if raw.dtype[f].kind == "u" and len(raw) and raw[f].max() > _INT64_MAX:
+            raise EventFileError(path, f"field {f!r} ({raw.dtype[f]}) holds {raw[f].max()}, beyond the int64 "
+                                       f"range of tonic's events (max {_INT64_MAX}"
+                                       f"{' µs' if f == 't' else ''})")
     x = raw["x"].astype(np.int64)
     y = raw["y"].astype(np.int64)
     p = raw["p"].astype(np.int64)

@@ -1,6 +1,7 @@
 """Argument checks shared by the static-input encoders (private)."""
 from __future__ import annotations
 
+import math
 import numbers
 
 import torch
@@ -30,6 +31,30 @@ def check_unit_range(p: torch.Tensor, what: str) -> None:
     """Raise ``ValueError`` naming ``what`` and the observed range if ``p`` leaves [0, 1]."""
     if p.numel() == 0:
         return
+    if p.is_floating_point() and bool(torch.isnan(p).any()):
+        raise ValueError(f"{what} must lie in [0, 1], got NaN values (e.g. 0 * inf)")
     lo, hi = float(p.min()), float(p.max())
     if lo < 0.0 or hi > 1.0:
         raise ValueError(f"{what} must lie in [0, 1], got values in [{lo:.6g}, {hi:.6g}]")
+
+
+def check_finite_real(v: object, name: str) -> float:
+    """Return ``v`` as a float, or raise if it is not a finite real number (bools refused).
+
+    Raises ``TypeError`` for a non-number and ``ValueError`` for NaN or an infinity, both
+    naming ``name``. A one-element real tensor is read as its value.
+    """
+    if isinstance(v, torch.Tensor) and v.numel() == 1 and not (v.is_complex() or v.dtype == torch.bool):
+        v = v.item()
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a finite real number, got {type(v).__name__} {v!r}")
+    if not math.isfinite(float(v)):
+        raise ValueError(f"{name} must be a finite real number, got {v!r}")
+    return float(v)
+
+
+def check_generator(generator: object) -> None:
+    """Raise ``TypeError`` unless ``generator`` is a ``torch.Generator`` or ``None``."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__} "
+                        f"{generator!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import check_steps, check_tensor, check_unit_range
+from ._checks import check_finite_real, check_generator, check_steps, check_tensor, check_unit_range
 
 __all__ = ["rate", "RateEncoder"]
 
@@ -35,7 +35,8 @@ def rate(
             is a deterministic function of its state and the global RNG is not touched
             (if it lives on another device than ``x``, the draw happens there and is
             moved). ``None`` draws from the global torch RNG.
-        gain: factor applied to ``x`` before sampling (dimensionless).
+        gain: factor applied to ``x`` before sampling (dimensionless), a finite real number
+            such that ``gain * x`` lies in [0, 1].
 
     Shape:
         - x: ``[B, *]``
@@ -46,8 +47,10 @@ def rate(
 
     Raises:
         ValueError: if ``gain * x`` leaves [0, 1] (the message names ``x`` and the observed
-            range), ``x`` contains NaN, or ``T`` is not a positive integer.
-        TypeError: if ``x`` is not a real-valued tensor.
+            range), ``gain`` is NaN or infinite, ``x`` contains NaN, or ``T`` is not a
+            positive integer.
+        TypeError: if ``x`` is not a real-valued tensor, ``gain`` is not a real number, or
+            ``generator`` is neither a ``torch.Generator`` nor ``None``.
 
     Examples:
         >>> g = torch.Generator().manual_seed(0)
@@ -57,7 +60,9 @@ def rate(
     """
     T = check_steps(T)
     x = check_tensor(x)
-    p = x.to(torch.float32) * float(gain)
+    gain = check_finite_real(gain, "gain")
+    check_generator(generator)
+    p = x.to(torch.float32) * gain
     check_unit_range(p, f"x * gain (gain={gain!r})")
     shape = (T, *x.shape)
     if generator is None:
@@ -73,15 +78,18 @@ class RateEncoder(nn.Module):
 
     Args:
         T: number of timesteps, a positive integer.
-        gain: factor applied to the input before sampling; ``gain * x`` must lie in [0, 1].
+        gain: factor applied to the input before sampling, a finite real number; ``gain * x``
+            must lie in [0, 1].
 
     Shape:
         - input: ``[B, *]``
         - output: ``[T, B, *]``, float32 0./1.
 
     Raises:
-        ValueError: if ``T`` is not a positive integer (construction) or ``gain * x``
-            leaves [0, 1] (forward; other input errors as :func:`rate`).
+        ValueError: if ``T`` is not a positive integer or ``gain`` is NaN or infinite
+            (construction), or ``gain * x`` leaves [0, 1] (forward; other input errors as
+            :func:`rate`).
+        TypeError: if ``gain`` is not a real number (construction).
 
     Examples:
         >>> enc = RateEncoder(T=16, gain=0.5)
@@ -92,7 +100,7 @@ class RateEncoder(nn.Module):
     def __init__(self, T: int, gain: float = 1.0) -> None:
         super().__init__()
         self.T = check_steps(T)
-        self.gain = float(gain)
+        self.gain = check_finite_real(gain, "gain")
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return rate(x, self.T, generator=generator, gain=self.gain)

@@ -79,6 +79,10 @@ def test_errors_and_dead_layers():
         calibrate(ann, None)
     with pytest.raises(ValueError, match="no samples"):
         calibrate(ann, torch.zeros(0, 1, 4, 4))
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        calibrate(ann, x, batch_size=0)
+    with pytest.raises(ValueError, match="max_samples must be a positive int or None"):
+        calibrate(ann, x, max_samples=-1)
     dead = nn.Sequential(nn.Linear(2, 2), nn.ReLU()).eval()
     with torch.no_grad():
         dead[0].weight.zero_()

@@ -90,3 +90,29 @@ def test_qcfs_network_at_T_equals_L_within_one_percent(qcfs_digits, digits):
     ann = ann_accuracy(qcfs_digits, (xte, yte))
     assert rep["ann_accuracy"] == pytest.approx(ann)
     assert rep["snn_accuracy"][0] >= ann - 0.01
+
+
+def _tiny_ann():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2)).eval()
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, None, True])
+def test_convert_batch_size_must_be_a_positive_int(batch_size):
+    # 0 used to fail with "range() arg 3 must not be zero", -1 with "calibration_data holds
+    # no samples" (untrue), 2.5/None with a TypeError from deep inside
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        convert(_tiny_ann(), torch.rand(8, 4), batch_size=batch_size)
+
+
+@pytest.mark.parametrize("max_samples", [0, -1, 2.5, True])
+def test_convert_max_samples_must_be_a_positive_int_or_none(max_samples):
+    with pytest.raises(ValueError, match="max_samples must be a positive int or None"):
+        convert(_tiny_ann(), torch.rand(8, 4), max_samples=max_samples)
+
+
+def test_convert_batch_size_does_not_change_thresholds():
+    ann, x = _tiny_ann(), torch.rand(20, 4, generator=torch.Generator().manual_seed(1))
+    ref = convert(ann, x, batch_size=64, max_samples=None)(direct(x[:3], 8))
+    for bs, ms in ((1, None), (3, 20), (7, 1024)):
+        assert torch.equal(convert(ann, x, batch_size=bs, max_samples=ms)(direct(x[:3], 8)), ref)

@@ -57,3 +57,23 @@ def test_static_frames_sum_time_and_scale():
     for bad in (0, -1.0, float("inf"), "1"):
         with pytest.raises(ValueError, match="scale"):
             StaticFrames(frames, scale=bad)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, None, True, "4"])
+def test_batch_size_must_be_a_positive_int_and_is_checked_at_the_call(batch_size):
+    # 0 used to fail with "range() arg 3 must not be zero", -1 with "holds no samples"
+    for data in (X, (X, Y), TensorDataset(X, Y)):
+        with pytest.raises(ValueError, match="batch_size must be a positive int"):
+            iter_batches(data, batch_size)          # no need to start iterating
+
+
+@pytest.mark.parametrize("max_samples", [0, -3, 2.5, True, "5"])
+def test_max_samples_must_be_a_positive_int_or_none(max_samples):
+    with pytest.raises(ValueError, match="max_samples must be a positive int or None"):
+        iter_batches(X, 4, max_samples=max_samples)
+
+
+def test_numpy_ints_are_accepted_as_batch_size_and_max_samples():
+    import numpy as np
+    x, _, sizes = _cat(iter_batches(X, np.int64(4), max_samples=np.int32(6)))
+    assert torch.equal(x, X[:6]) and sizes == [4, 2]

@@ -58,6 +58,26 @@ def test_collate_bad_batches(batch, message):
         collate_time_first(batch)
 
 
+@pytest.mark.parametrize("label", [2, 2.0, np.float32(2.0), np.int64(2), torch.tensor(2), torch.tensor([2]),
+                                   torch.tensor(2.0), np.array(2, np.uint8)])
+def test_collate_accepts_integer_labels_and_whole_floats(label):
+    assert collate_time_first([(torch.zeros(2, 3), label)])[1].tolist() == [2]
+
+
+@pytest.mark.parametrize("label", [1.7, -0.5, float("nan"), float("inf"), torch.tensor(1.7), np.float64(2.5)])
+def test_collate_rejects_fractional_labels(label):
+    # 1.7 used to become the class 1 silently
+    with pytest.raises(ValueError, match="sample 0 label must be an integer class index"):
+        collate_time_first([(torch.zeros(2, 3), label)])
+
+
+@pytest.mark.parametrize("label, error", [("a", TypeError), (None, TypeError), ([1, 2], ValueError),
+                                          (torch.tensor([1, 2]), ValueError)])
+def test_collate_rejects_non_numeric_or_multiple_labels(label, error):
+    with pytest.raises(error, match="sample 1 label must be"):
+        collate_time_first([(torch.zeros(2, 3), 0), (torch.zeros(2, 3), label)])
+
+
 # ------------------------------------------------------------------ splits
 def _indices(subsets):
     return [list(s.indices) for s in subsets]

@@ -307,7 +307,11 @@ def test_non_integer_label_is_rejected():
     ({"n_time_bins": 0}, "n_time_bins must be a positive int"),
     ({"n_time_bins": 3, "T": 4}, "T=4 disagrees"),
     ({"time_window": 1000}, r"T \(number of frames\)"),
-    ({"time_window": -1, "T": 3}, "time_window must be a positive number of µs"),
+    ({"time_window": -1, "T": 3}, "time_window must be a positive finite number of µs"),
+    ({"time_window": float("inf"), "T": 3}, "time_window must be a positive finite number of µs, got inf"),
+    ({"time_window": float("nan"), "T": 3}, "time_window must be a positive finite number of µs, got nan"),
+    ({"time_window": 0, "T": 3}, "time_window must be a positive finite number of µs"),
+    ({"time_window": True, "T": 3}, "time_window must be a positive finite number of µs"),
     ({"n_time_bins": 3, "downsample": 2.0}, r"downsample must be a factor in \(0, 1\]"),
 ])
 def test_bad_parameters_are_named(kw, message):
@@ -351,3 +355,97 @@ def test_events_at_the_last_timestamp_are_kept():
     same = ev.copy()
     same["t"] = 5
     assert FrameSpec((4, 4, 2), n_time_bins=3)(same)[0].sum() == 3
+
+
+def _spec_events(dtype, **fields):
+    ev = np.zeros(len(next(iter(fields.values()))), dtype=dtype)
+    for k, v in fields.items():
+        ev[k] = v
+    return ev
+
+
+_INT_FIELDS = {"x": "<i2", "y": "<i2", "t": "<i8", "p": "<i2"}
+
+
+@pytest.mark.parametrize("field", ["x", "y", "t", "p"])
+@pytest.mark.parametrize("kw", [{"n_time_bins": 2}, {"time_window": 0.5, "T": 2}])
+def test_float_event_fields_are_rejected_naming_field_and_dtype(field, kw):
+    # a float t used to be truncated into wrong bins, a float x gave an IndexError with time_window
+    dtype = [(f, "<f8" if f == field else d) for f, d in _INT_FIELDS.items()]
+    ev = _spec_events(dtype, x=[0, 1, 2, 3], y=[0, 0, 1, 1], t=[0, 0.25, 0.5, 1.0], p=[0, 1, 0, 1])
+    with pytest.raises(ValueError, match=rf"field '{field}' has dtype float64; expected an integer or bool"):
+        FrameSpec((34, 34, 2), **kw)(ev)
+    with pytest.raises(ValueError, match=rf"field '{field}' has dtype float64"):
+        FrameSpec((34, 34, 2), **kw)(ev[:0])              # even when empty
+    ok = ev.astype([(f, d) for f, d in _INT_FIELDS.items()])
+    assert FrameSpec((34, 34, 2), n_time_bins=2)(ok).sum() == 4
+
+
+def test_uint64_timestamps_beyond_int64_are_rejected():
+    ev = _spec_events([("x", "<i2"), ("y", "<i2"), ("t", "<u8"), ("p", "?")], x=[0, 1], y=[0, 0], t=[0, 2**63], p=[0, 1])
+    with pytest.raises(ValueError, match=r"field 't' \(uint64\) holds 9223372036854775808 µs, beyond the int64"):
+        FrameSpec((4, 4, 2), n_time_bins=2)(ev)
+    ev["t"] = [0, 2**62]
+    assert FrameSpec((4, 4, 2), n_time_bins=2)(ev)[:, :, 0].reshape(2, -1).sum(1).tolist() == [1, 1]
+
+
+@pytest.mark.parametrize("kw", [{"n_time_bins": 1}, {"time_window": 10, "T": 1}, {"n_time_bins": 1, "downsample": 0.5}])
+def test_more_than_two_polarity_channels_keep_the_polarity_value(kw):
+    # p == 2 on a P == 3 sensor used to land in channel 1 (p > 0)
+    ev = _spec_events(list(_INT_FIELDS.items()), x=[0, 1, 2, 3, 3], y=[0, 0, 0, 0, 1], t=[0, 1, 2, 3, 4],
+                      p=[0, 1, 2, 2, 2])
+    frames = FrameSpec((4, 4, 3), **kw)(ev)
+    assert frames.shape[:2] == (1, 3)
+    assert frames.reshape(3, -1).sum(1).tolist() == [1, 1, 3]
+    merged = FrameSpec((4, 4, 3), merge_polarities=True, **kw)(ev)
+    assert merged.shape[:2] == (1, 1) and merged.sum() == 5
+
+
+@pytest.mark.parametrize("p", [[0, 3], [-1, 2]])
+def test_polarity_outside_the_channels_of_a_multi_channel_sensor_is_rejected(p):
+    ev = _spec_events(list(_INT_FIELDS.items()), x=[0, 1], y=[0, 0], t=[0, 1], p=p)
+    with pytest.raises(ValueError, match=r"outside sensor_size=\(4, 4, 3\): p in .* expected \[0, 2\]"):
+        FrameSpec((4, 4, 3), n_time_bins=1)(ev)
+
+
+def test_two_and_one_polarity_sensors_keep_their_mapping():
+    ev = _spec_events(list(_INT_FIELDS.items()), x=[0, 1, 2, 3], y=[0, 0, 0, 0], t=[0, 1, 2, 3], p=[-1, 1, 0, 1])
+    assert FrameSpec((4, 4, 2), n_time_bins=1)(ev).reshape(2, -1).sum(1).tolist() == [2, 2]   # -1/0 → 0, 1 → 1
+    assert FrameSpec((4, 4, 1), n_time_bins=1)(ev).sum() == 4
+    assert FrameSpec((4, 4, 2), n_time_bins=1, merge_polarities=True)(ev).sum() == 4
+    ev["p"][0] = 2
+    with pytest.raises(ValueError, match=r"p in \[0, 2\], expected \[-1, 1\]"):
+        FrameSpec((4, 4, 2), n_time_bins=1)(ev)
+
+
+def test_numpy_time_window_is_accepted_and_stored_as_a_python_number():
+    spec = FrameSpec((8, 6, 2), time_window=np.float32(1000.0), T=3)
+    assert type(spec.time_window) is float and spec.time_window == 1000.0
+    ev = _events(60, 8, 6, 3000, 2)
+    np.testing.assert_array_equal(spec(ev), FrameSpec((8, 6, 2), time_window=1000.0, T=3)(ev))
+
+
+@pytest.mark.parametrize("index", [slice(0, 2), 1.0, [0, 1], True, None])
+def test_frame_dataset_index_must_be_an_int(index):
+    # fd[0:2] used to fail with "only 0-dimensional arrays can be converted to Python scalars"
+    fd = FrameDataset(_toy(), n_time_bins=2, cache=False, progress=False)
+    with pytest.raises(TypeError, match="FrameDataset index must be an int"):
+        fd[index]
+
+
+def test_frame_dataset_int_like_indices():
+    fd = FrameDataset(_toy(), n_time_bins=2, cache=False, progress=False)
+    for i in (np.int64(4), torch.tensor(4), -2):
+        x, y = fd[i]
+        assert torch.equal(x, fd.counts[4].float()) and y == 4 % 3
+    with pytest.raises(IndexError, match="index 6 is out of range for 6 samples"):
+        fd[6]
+    with pytest.raises(IndexError, match="out of range"):
+        fd[-7]
+
+
+def test_multi_channel_polarity_mapping_has_its_own_cache_key():
+    # caches built when p == 2 still went to channel 1 must not be reused
+    assert "polarity_channels" in FrameSpec((4, 4, 3), n_time_bins=1).params()
+    for spec in (FrameSpec((4, 4, 2), n_time_bins=1), FrameSpec((4, 4, 3), n_time_bins=1, merge_polarities=True)):
+        assert "polarity_channels" not in spec.params()       # unchanged binning keeps its key

@@ -200,6 +200,16 @@ def test_polarity_beyond_sensor_is_rejected(tmp_path):
         read_events(_npy(tmp_path, "pol.npy", arr), (4, 4, 2))
 
 
+def test_uint64_timestamps_beyond_int64_are_rejected(tmp_path):
+    # 2**63 + 5 µs used to wrap to a negative time
+    arr = np.zeros(3, dtype=[("x", "<i4"), ("y", "<i4"), ("t", "<u8"), ("p", "<i4")])
+    arr["t"] = [0, 2**63 + 5, 2**64 - 1]
+    with pytest.raises(EventFileError, match=r"big\.npy.*field 't' \(uint64\) holds 18446744073709551615.*int64"):
+        read_events(_npy(tmp_path, "big.npy", arr))
+    arr["t"] = [0, 5, 2**63 - 1]                 # the int64 range itself is fine
+    assert read_events(_npy(tmp_path, "ok.npy", arr))["t"].tolist() == [0, 5, 2**63 - 1]
+
+
 def test_negative_coordinates_are_rejected(tmp_path):
     arr = np.zeros(2, dtype=[(f, "<i4") for f in "xytp"])
     arr["y"] = [0, -3]

@@ -1,6 +1,7 @@
 """Bernoulli rate coding: statistics, generator determinism, global RNG, range errors."""
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -88,3 +89,42 @@ def test_shapes_and_binary_values(shape, T, seed):
     assert s.shape == (T, *shape)
     assert torch.all((s == 0) | (s == 1))
     assert torch.all(s[:, x == 0] == 0)
+
+
+@pytest.mark.parametrize("gain", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_gain_is_rejected(gain):
+    # NaN passed the [0, 1] range check and gave all-zero spikes
+    with pytest.raises(ValueError, match="gain must be a finite real number"):
+        rate(torch.full((2, 3), 0.5), 10, gain=gain)
+    with pytest.raises(ValueError, match="gain must be a finite real number"):
+        RateEncoder(10, gain=gain)
+
+
+@pytest.mark.parametrize("gain", ["0.5", None, True])
+def test_non_number_gain_is_a_type_error(gain):
+    with pytest.raises(TypeError, match="gain"):
+        rate(torch.full((2, 3), 0.5), 10, gain=gain)
+    with pytest.raises(TypeError, match="gain"):
+        RateEncoder(10, gain=gain)
+
+
+def test_zero_gain_times_infinite_input_is_rejected_not_silent():
+    with pytest.raises(ValueError, match=r"x \* gain.*NaN"):
+        rate(torch.tensor([float("inf"), 0.5]), 4, gain=0.0)
+
+
+def test_numpy_and_tensor_gains_still_work():
+    x = torch.full((4,), 0.5)
+    ref = rate(x, 8, generator=torch.Generator().manual_seed(3), gain=0.5)
+    for g in (np.float32(0.5), torch.tensor(0.5)):
+        assert torch.equal(rate(x, 8, generator=torch.Generator().manual_seed(3), gain=g), ref)
+    assert RateEncoder(8, gain=torch.tensor(0.5)).gain == 0.5
+
+
+@pytest.mark.parametrize("generator", [0, 1.5, "seed", np.random.default_rng(0)])
+def test_generator_must_be_a_torch_generator(generator):
+    # generator=0 used to fail with "AttributeError: 'int' object has no attribute 'device'"
+    with pytest.raises(TypeError, match="generator must be a torch.Generator or None"):
+        rate(torch.full((2, 3), 0.5), 10, generator=generator)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator or None"):
+        RateEncoder(10)(torch.full((2, 3), 0.5), generator=generator)
