@@ -51,8 +51,8 @@ def _env():
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(nmnist_small_dir, tmp_path):
     cache = tmp_path / "cache"
     ref_out, run_out = tmp_path / "ref", tmp_path / "run"
-    subprocess.run(_cmd(nmnist_small_dir, ref_out, cache), check=True, env=_env(), cwd=tmp_path,
-                   capture_output=True, timeout=300)
+    ref_proc = subprocess.run(_cmd(nmnist_small_dir, ref_out, cache), check=True, env=_env(), cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
 
     killed = [sys.executable, "-c", _KILL_IN_EPOCH_2] + _cmd(nmnist_small_dir, run_out, cache)[3:]
     proc = subprocess.run(killed, env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -61,12 +61,15 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(nmnist_small_dir, t
     ck = torch.load(run_out / "checkpoint.pt", weights_only=True)   # uncorrupted, no code executed
     assert ck["epoch"] == 1 and len(ck["history"]) == 1
 
-    subprocess.run(_cmd(nmnist_small_dir, run_out, cache, "--resume"), check=True, env=_env(), cwd=tmp_path,
-                   capture_output=True, timeout=300)
+    resumed = subprocess.run(_cmd(nmnist_small_dir, run_out, cache, "--resume"), check=True, env=_env(),
+                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     ref = json.loads((ref_out / "metrics.json").read_text())
     got = json.loads((run_out / "metrics.json").read_text())
     acc = lambda m: [h["test_acc"] for h in m["epochs"]]
-    assert acc(got) == acc(ref) and len(acc(got)) == 3
+    # the three runs' logs, to tell a diverging first epoch (the killed run's) from a resume bug
+    logs = "\n".join(f"--- {n} ---\n{p.stdout}{p.stderr}" for n, p in
+                      (("uninterrupted", ref_proc), ("killed", proc), ("resumed", resumed)))
+    assert acc(got) == acc(ref) and len(acc(got)) == 3, logs
     assert got["final"]["test_acc"] == ref["final"]["test_acc"]
     a = torch.load(ref_out / "checkpoint.pt", weights_only=True)["model"]
     b = torch.load(run_out / "checkpoint.pt", weights_only=True)["model"]
