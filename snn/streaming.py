@@ -123,7 +123,7 @@ class StreamingClassifier:
 
     Raises:
         ValueError: a threshold outside [0, 1]; ``max_steps`` not a positive int; ``scale`` not a
-            positive finite number (``0``, negative, ``inf``, NaN); an unknown
+            positive finite number (``0``, negative, ``inf``, NaN), nor ``input_scale``; an unknown
             ``readout``; bad ``sensor_size``/``downsample`` (as :class:`snn.datasets.FrameSpec`);
             :meth:`feed` outside the ``with`` block, events outside ``sensor_size``, a frame of
             the wrong shape, or a model output that is not ``[1, 1, C]`` for one step.
@@ -146,6 +146,8 @@ class StreamingClassifier:
             raise ValueError(f"scale must be a positive finite number, got {scale!r}")
         self.scale = float(scale if scale is not None else (max_steps or 1))
         self.readout = check_readout(readout, model)
+        if not _positive_finite(input_scale):
+            raise ValueError(f"input_scale must be a positive finite number, got {input_scale!r}")
         self.input_scale = float(input_scale)
         p = next(model.parameters(), None)
         self.device = torch.device(device) if device is not None else (p.device if p is not None else torch.device("cpu"))

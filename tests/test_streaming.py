@@ -116,6 +116,12 @@ def test_scale_must_be_positive_and_finite(scale):
         classify_stream(model, packets, SENSOR, scale=scale, threshold=0.5)
 
 
+@pytest.mark.parametrize("input_scale", [0.0, -0.1, float("nan"), float("inf")])
+def test_input_scale_must_be_positive_and_finite(input_scale):
+    with pytest.raises(ValueError, match="input_scale must be a positive finite number"):
+        StreamingClassifier(_model(), SENSOR, input_scale=input_scale)
+
+
 def test_legal_scales_are_kept():
     model = _model()
     assert StreamingClassifier(model, SENSOR, scale=np.float32(2.5)).scale == 2.5
