@@ -4,13 +4,16 @@ say what to install."""
 from __future__ import annotations
 
 import importlib.util
+import logging
 from typing import Callable, Generic, Optional, Protocol, TypeVar
 
 import torch
 from torch.autograd import forward_ad
 
 __all__ = ["BackendLike", "BackendRegistry", "requirement_reason", "functorch_active", "forward_ad_active",
-           "reference_only"]
+           "reference_only", "values_unreadable"]
+
+log = logging.getLogger("snn")
 
 
 class BackendLike(Protocol):
@@ -67,6 +70,13 @@ def forward_ad_active() -> bool:
     return not torch.compiler.is_compiling() and forward_ad._current_level >= 0
 
 
+def values_unreadable() -> bool:
+    """Whether code cannot read tensor values here: while ``torch.compile`` traces (a graph
+    break) or under a ``torch.func`` transform (``vmap`` cannot answer). Value checks and
+    value-dependent shortcuts are skipped there."""
+    return torch.compiler.is_compiling() or functorch_active()
+
+
 def reference_only() -> bool:
     """Whether layers must run their pure-torch reference: under a ``torch.func`` transform
     (:func:`functorch_active`) or forward-mode AD (:func:`forward_ad_active`), which neither
@@ -83,11 +93,13 @@ class BackendRegistry(Generic[B]):
 
     Attributes:
         entries: ``{(name, device_type): backend}``.
+        noted_reference_only: whether the INFO line of :meth:`reference_if_required` was logged.
     """
 
     def __init__(self, kind: str = "backend") -> None:
         self.kind = kind
         self.entries: dict[tuple[str, str], B] = {}
+        self.noted_reference_only = False
 
     def register(self, backend: B) -> None:
         """Add or replace ``backend`` under ``(name, device_type)``.
@@ -110,6 +122,26 @@ class BackendRegistry(Generic[B]):
     def reference(self, name: str, device_type: str) -> B:
         """Backend ``name`` for ``device_type``, or its CPU entry when there is none for that device."""
         return self.entries.get((name, device_type)) or self.entries[(name, "cpu")]
+
+    def reference_if_required(self, name: str, device_type: str) -> Optional[B]:
+        """The ``torch`` reference for ``device_type`` where layers must run it
+        (:func:`reference_only`: a ``torch.func`` transform or forward-mode AD), whatever
+        ``name`` asks for; else ``None``. The first time a fused backend is overridden it says
+        so at INFO level.
+
+        Raises:
+            ValueError, RuntimeError: as :meth:`lookup` for a name that is unknown or cannot
+                run here, under a transform too.
+        """
+        if not reference_only():
+            return None
+        if name not in ("auto", "torch"):
+            self.lookup(name, device_type)
+        if name != "torch" and not self.noted_reference_only:
+            self.noted_reference_only = True
+            log.info("fused kernels do not run under torch.func transforms or forward-mode AD; %s %r runs the "
+                     "torch reference there", self.kind, name)
+        return self.reference("torch", device_type)
 
     def lookup(self, name: str, device_type: str) -> B:
         """The backend a user asked for by name, checked to run here.

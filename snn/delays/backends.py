@@ -32,7 +32,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-from snn.backend_registry import BackendRegistry, reference_only, requirement_reason
+from snn.backend_registry import BackendRegistry, requirement_reason
 from snn.cuda.backends import CUDA_INSTALL_HINT, numba_cuda_reason
 from snn.delays.autograd import fused_delay_conv, register_delay_launcher
 from snn.delays.functional import dense_delay_conv
@@ -77,7 +77,6 @@ class DelayBackend:
 
 _BACKENDS: BackendRegistry[DelayBackend] = BackendRegistry("delay backend")
 _REGISTRY = _BACKENDS.entries
-_noted: set[str] = set()
 
 
 def register_delay_backend(backend: DelayBackend) -> None:
@@ -104,14 +103,9 @@ def resolve_delay_backend(name: str, x: Tensor, width: int, max_delay: int) -> D
             a transform too, as outside one.
     """
     dev = x.device.type
-    if reference_only():
-        if name not in ("auto", "torch"):
-            _BACKENDS.lookup(name, dev)  # still an error for an unknown (or unusable) name
-        if name != "torch" and "functorch" not in _noted:
-            _noted.add("functorch")
-            log.info("fused delay kernels do not run under torch.func transforms or forward-mode AD; "
-                     "delay backend %r runs the torch reference there", name)
-        return _BACKENDS.reference("torch", dev)
+    ref = _BACKENDS.reference_if_required(name, dev)
+    if ref is not None:
+        return ref
     if name == "auto":
         if width <= FUSED_MAX_FRACTION * (max_delay + 1):
             for b in _BACKENDS.by_priority(dev):

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from snn.backend_registry import functorch_active
+from snn.backend_registry import values_unreadable
 from snn.delays.taps import Taps, taps_to_dense
 
 __all__ = ["delay_conv", "dense_delay_conv", "check_history"]
@@ -91,7 +91,7 @@ def delay_conv(x: Tensor, taps: Taps, history: Optional[Tensor] = None, backend:
     W = v.shape[2]
     # the range of the starts is read from their values, which code being compiled (a graph
     # break) and code under a torch.func transform (vmap cannot read values) skip; eager calls check it
-    in_range = torch.compiler.is_compiling() or functorch_active() or not start.numel() or (
+    in_range = values_unreadable() or not start.numel() or (
         int(start.min()) >= 0 and int(start.max()) <= D - W + 1)
     if W > D + 1 or not in_range:
         raise ValueError(f"taps.start must lie in [0, max_delay - W + 1] = [0, {D - W + 1}] for W={W} taps")

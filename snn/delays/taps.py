@@ -34,7 +34,7 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor
 
-from snn.backend_registry import functorch_active, reference_only
+from snn.backend_registry import reference_only, values_unreadable
 
 __all__ = ["Taps", "EPS", "gaussian_taps", "linear_taps", "integer_taps", "gaussian_width", "taps_to_dense"]
 
@@ -301,7 +301,7 @@ def taps_to_dense(taps: Taps) -> Tensor:
     # a full window starts at 0 (0 ≤ start ≤ D − W + 1); code being compiled (a graph break)
     # and code under a torch.func transform (vmap cannot read values) rely on that rather
     # than reading start's values
-    if W == D + 1 and (torch.compiler.is_compiling() or functorch_active() or not bool(start.any())):
+    if W == D + 1 and (values_unreadable() or not bool(start.any())):
         return v
     idx = start.unsqueeze(-1) + torch.arange(W, device=v.device)
     return v.new_zeros(O, I, D + 1).scatter_add(2, idx, v)

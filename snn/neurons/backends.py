@@ -18,7 +18,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-from snn.backend_registry import BackendRegistry, reference_only, requirement_reason
+from snn.backend_registry import BackendRegistry, requirement_reason
 from snn.neurons.functional import NeuronSpec, multistep
 
 __all__ = ["Backend", "register_backend", "resolve_backend", "available_backends", "backend_names"]
@@ -71,7 +71,6 @@ class Backend:
 _BACKENDS: BackendRegistry[Backend] = BackendRegistry("backend")
 _REGISTRY = _BACKENDS.entries
 _warned: set[tuple[str, str]] = set()
-_noted: set[str] = set()
 
 
 def register_backend(backend: Backend) -> None:
@@ -97,23 +96,19 @@ def resolve_backend(name: str, device_type: str, spec: NeuronSpec, dtype: Option
     """Pick the implementation for ``name`` on ``device_type`` (and, under ``"auto"``, one
     that covers inputs of ``dtype`` when given).
 
+    Under a ``torch.func`` transform or forward-mode AD (:func:`snn.backend_registry.reference_only`)
+    every name resolves to the ``torch`` reference, which the transforms can differentiate and
+    batch; the first such call says so at INFO level.
+
     Raises:
         ValueError: unknown name (lists the valid ones), or a backend that does not run on
             this device type, or one that does not support the neuron's options.
         RuntimeError: the backend exists but cannot run here (names the missing package and
             the command that installs it).
-    Under a ``torch.func`` transform or forward-mode AD (:func:`snn.backend_registry.reference_only`) every
-    name resolves to the ``torch`` reference, which the transforms can differentiate and
-    batch; the first such call says so at INFO level.
     """
-    if reference_only():
-        if name not in ("auto", "torch"):
-            _BACKENDS.lookup(name, device_type)  # still an error for an unknown name
-        if name != "torch" and "functorch" not in _noted:
-            _noted.add("functorch")
-            log.info("fused neuron kernels do not run under torch.func transforms or forward-mode AD; "
-                     "backend %r runs the torch reference there", name)
-        return _BACKENDS.reference("torch", device_type)
+    ref = _BACKENDS.reference_if_required(name, device_type)
+    if ref is not None:
+        return ref
     if name == "auto":
         for b in _BACKENDS.by_priority(device_type):
             if b.unavailable_reason() is not None or (dtype is not None and not b.covers(dtype)):

@@ -9,7 +9,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from snn.backend_registry import functorch_active
+from snn.backend_registry import values_unreadable
 from snn.neurons.backends import resolve_backend
 from snn.neurons.functional import NeuronSpec, neuron_step
 from snn.state import StatefulModule
@@ -31,9 +31,9 @@ def nan_checks_enabled(x: Tensor) -> bool:
     trainer still stops on a non-finite loss, :func:`snn.train.loop.train_epoch`). Code being
     compiled by ``torch.compile`` does not test either: reading the answer would break the
     graph at every layer; nor does code under a ``torch.func`` transform, where ``vmap``
-    cannot read values (:func:`snn.backend_registry.functorch_active`).
+    cannot read values (:func:`snn.backend_registry.values_unreadable`).
     """
-    if torch.compiler.is_compiling() or functorch_active():
+    if values_unreadable():
         return False
     return x.device.type == "cpu" or torch.is_anomaly_enabled()
 

@@ -102,7 +102,7 @@ def test_nan_checks_are_skipped_under_vmap_and_kept_outside():
 
 
 def test_named_fused_backend_says_once_that_it_runs_the_reference(caplog, monkeypatch):
-    monkeypatch.setattr(backends, "_noted", set())
+    monkeypatch.setattr(backends._BACKENDS, "noted_reference_only", False)
     layer = LIF(backend="numba")
     x = _input()
     with caplog.at_level(logging.INFO, logger="snn"):
