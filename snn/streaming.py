@@ -27,7 +27,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import math
 import numbers
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from snn.datasets.frames import FrameSpec
 from snn.latency.dynamic import _free_T
 from snn.latency.rule import accumulate, check_readout, confidence
 from snn.state import stateful
+from snn.validation import is_positive_finite, is_positive_int
 
 __all__ = ["slice_events", "StreamDecision", "StreamingClassifier", "classify_stream"]
 
@@ -59,7 +59,7 @@ def slice_events(events: np.ndarray, time_window: float, start: Optional[float] 
         ValueError: no ``t`` field, timestamps out of order, or a ``time_window`` that is not a
             positive finite number (``0``, negative, ``inf``, NaN, a bool).
     """
-    if not _positive_finite(time_window):
+    if not is_positive_finite(time_window):
         raise ValueError(f"time_window must be a positive finite number of µs, got {time_window!r}")
     names = getattr(getattr(events, "dtype", None), "names", None) or ()
     if "t" not in names:
@@ -74,11 +74,6 @@ def slice_events(events: np.ndarray, time_window: float, start: Optional[float] 
     edges = np.searchsorted(t, t0 + time_window * np.arange(n + 1), side="left")
     for k in range(n):
         yield events[edges[k]:edges[k + 1]]
-
-
-def _positive_finite(v: object) -> bool:
-    """``v`` is a real number (not a bool) with ``0 < v < inf``."""
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 < v < math.inf
 
 
 @dataclass
@@ -136,17 +131,16 @@ class StreamingClassifier:
                  device: Optional[torch.device | str] = None) -> None:
         if threshold is not None and not (isinstance(threshold, numbers.Real) and 0.0 <= threshold <= 1.0):
             raise ValueError(f"threshold must be a confidence in [0, 1] or None, got {threshold!r}")
-        if max_steps is not None and not (isinstance(max_steps, numbers.Integral) and not isinstance(max_steps, bool)
-                                          and max_steps >= 1):
+        if max_steps is not None and not is_positive_int(max_steps):
             raise ValueError(f"max_steps must be a positive int or None, got {max_steps!r}")
         self.model, self.threshold = model, threshold
         self.max_steps = None if max_steps is None else int(max_steps)
         self.spec = FrameSpec(sensor_size, n_time_bins=1, downsample=downsample, merge_polarities=merge_polarities)
-        if scale is not None and not _positive_finite(scale):
+        if scale is not None and not is_positive_finite(scale):
             raise ValueError(f"scale must be a positive finite number, got {scale!r}")
         self.scale = float(scale if scale is not None else (max_steps or 1))
         self.readout = check_readout(readout, model)
-        if not _positive_finite(input_scale):
+        if not is_positive_finite(input_scale):
             raise ValueError(f"input_scale must be a positive finite number, got {input_scale!r}")
         self.input_scale = float(input_scale)
         p = next(model.parameters(), None)

@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from snn.datasets.collate import collate_time_first
+from snn.validation import is_positive_int
 
 __all__ = ["DataLike", "iter_batches", "check_batching", "as_dataset", "StaticFrames"]
 
@@ -90,15 +91,11 @@ def check_batching(batch_size: Any, max_samples: Any = None) -> tuple[int, Optio
     Raises:
         ValueError: either is out of range or not an integer (bools refused); names it.
     """
-    if not _positive_int(batch_size):
+    if not is_positive_int(batch_size):
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if max_samples is not None and not _positive_int(max_samples):
+    if max_samples is not None and not is_positive_int(max_samples):
         raise ValueError(f"max_samples must be a positive int or None, got {max_samples!r}")
     return int(batch_size), None if max_samples is None else int(max_samples)
-
-
-def _positive_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
 
 
 def _iter_batches(data: DataLike, batch_size: int, need_labels: bool, time_first: bool,

@@ -1,7 +1,6 @@
 """Event streams → dense, time-first frames with tonic transforms, cached once in HDF5."""
 from __future__ import annotations
 
-import math
 import numbers
 import operator
 import os
@@ -19,6 +18,7 @@ from tqdm.auto import tqdm
 from snn.datasets.cache import (CacheInvalid, cache_file, cache_key, dataset_identity,
                                 default_cache_dir, load_cache, write_cache)
 from snn.datasets.readers import check_sensor_size
+from snn.validation import is_positive_finite, is_positive_int
 
 __all__ = ["FrameSpec", "FrameDataset"]
 
@@ -80,18 +80,18 @@ class FrameSpec:
             raise ValueError("give exactly one of n_time_bins and time_window, got "
                              f"n_time_bins={self.n_time_bins!r}, time_window={self.time_window!r}")
         if self.n_time_bins is not None:
-            if not _positive_int(self.n_time_bins):
+            if not is_positive_int(self.n_time_bins):
                 raise ValueError(f"n_time_bins must be a positive int, got {self.n_time_bins!r}")
             if self.T is not None and self.T != self.n_time_bins:
                 raise ValueError(f"T={self.T!r} disagrees with n_time_bins={self.n_time_bins!r}")
             object.__setattr__(self, "T", int(self.n_time_bins))
         else:
             tw = self.time_window
-            if not (isinstance(tw, numbers.Real) and not isinstance(tw, bool) and 0 < tw < math.inf):
+            if not is_positive_finite(tw):
                 raise ValueError(f"time_window must be a positive finite number of µs, got {tw!r}")
             if isinstance(tw, np.generic):  # plain Python number in params() / the cache key
                 object.__setattr__(self, "time_window", tw.item())
-            if not _positive_int(self.T):
+            if not is_positive_int(self.T):
                 raise ValueError(f"T (number of frames) must be a positive int with time_window, got {self.T!r}")
         if self.downsample is not None:
             f = self.downsample
@@ -202,10 +202,6 @@ def _bin_counts(events: np.ndarray, size: tuple[int, int, int], T: int) -> np.nd
         raise ValueError(f"more than {np.iinfo(np.uint16).max} events fell in one pixel and bin; "
                          "use more time bins")
     return counts.astype(np.uint16).reshape(T, p, h, w)
-
-
-def _positive_int(v: object) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
 
 
 class FrameDataset(Dataset):

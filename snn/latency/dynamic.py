@@ -26,6 +26,7 @@ from snn.latency.data import Encoder, iter_labelled
 from snn.latency.rule import accumulate, check_readout, confidence, first_crossing
 from snn.neurons import check_sequence
 from snn.state import stateful
+from snn.validation import is_positive_int
 
 __all__ = ["DynamicConfidence", "DCResult"]
 
@@ -222,7 +223,7 @@ class DynamicConfidence:
         if not (isinstance(threshold, numbers.Real) and 0.0 <= threshold <= 1.0):
             raise ValueError(f"threshold must be a confidence in [0, 1], got {threshold!r}")
         for name, v in (("max_T", max_T), ("chunk", chunk)):
-            if not (isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1):
+            if not is_positive_int(v):
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         s = float(max_T) if scale is None else scale
         if not (isinstance(s, numbers.Real) and 0 < s < math.inf):

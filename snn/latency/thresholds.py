@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from snn.neurons import BaseNeuron
 from snn.state import reset
 from snn.train.monitor import SpikeMonitor
+from snn.validation import is_positive_finite
 
 __all__ = ["scale_thresholds", "match_firing_rates", "rescale_thresholds", "ThresholdRescale"]
 
@@ -115,7 +116,7 @@ def rescale_thresholds(model: nn.Module, how: ThresholdRescale, x_static: Tensor
         return {}
     if how == "rate":
         return match_firing_rates(model, x_static, T_from, T_to, encode)
-    if isinstance(how, numbers.Real) and not isinstance(how, bool) and 0 < how < math.inf:
+    if is_positive_finite(how):
         scale_thresholds(model, float(how))
         return {n: float(how) for n, m in model.named_modules() if isinstance(m, BaseNeuron)}
     raise ValueError(f"threshold rescaling must be None, 'rate' or a positive factor, got {how!r}")

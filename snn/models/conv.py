@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from snn.layers import TimeDistributed
 from snn.models.blocks import make_neuron
 from snn.neurons import LeakyIntegrator, check_sequence
+from snn.validation import is_positive_int
 
 __all__ = ["ConvSNN"]
 
@@ -62,7 +63,7 @@ class ConvSNN(nn.Module):
                  channels_last: bool = True) -> None:
         super().__init__()
         for name, v in (("in_channels", in_channels), ("num_classes", num_classes), ("input_size", input_size)):
-            if not (isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1):
+            if not is_positive_int(v):
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         if not (isinstance(kernel_size, numbers.Integral) and kernel_size >= 1 and kernel_size % 2 == 1):
             raise ValueError(f"kernel_size must be an odd positive int ('same' padding keeps the size), got {kernel_size!r}")
