@@ -39,10 +39,8 @@ def test_train_and_evaluate_end_to_end(tiny_folder, tmp_path, capsys):
         assert json.loads((tmp_path / "all.json").read_text())["n"] == 48, args
 
 
-def test_resume_continues_and_matches_an_uninterrupted_run(tiny_folder, tmp_path, monkeypatch):
-    full, cut = tmp_path / "full", tmp_path / "cut"
-    assert _train(tiny_folder, full, "--epochs", "3") == 0
-    # interrupt a 3-epoch run during its second epoch
+def _interrupted_after_first_epoch(tiny_folder, out, monkeypatch, epochs="3"):
+    """Start an ``epochs``-epoch run in ``out`` and interrupt it during its second epoch."""
     import snn.train.loop as loop
     real, calls = loop.train_epoch, []
 
@@ -53,9 +51,15 @@ def test_resume_continues_and_matches_an_uninterrupted_run(tiny_folder, tmp_path
         return real(*a, **k)
     monkeypatch.setattr(loop, "train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        _train(tiny_folder, cut, "--epochs", "3")
+        _train(tiny_folder, out, "--epochs", epochs)
     monkeypatch.undo()
-    assert load_checkpoint(cut / "checkpoint.pt")["epoch"] == 1
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+
+
+def test_resume_continues_and_matches_an_uninterrupted_run(tiny_folder, tmp_path, monkeypatch):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert _train(tiny_folder, full, "--epochs", "3") == 0
+    _interrupted_after_first_epoch(tiny_folder, cut, monkeypatch)  # a 3-epoch run, during its second epoch
     # as the README says it: the run keeps its own epoch count (3, not the default 8)
     assert main(["train", "--out", str(cut), "--resume", "--no-progress"]) == 0
     a, b = load_checkpoint(full / "checkpoint.pt"), load_checkpoint(cut / "checkpoint.pt")
@@ -240,22 +244,6 @@ def test_failed_download_is_a_one_line_error_naming_the_url(tmp_path, capsys, mo
 # ------------------------------------------------------------------ learning rate of --resume --epochs N
 def _lrs(out):
     return [e["lr"] for e in json.loads((out / "metrics.json").read_text())["epochs"]]
-
-
-def _interrupted_after_first_epoch(tiny_folder, out, monkeypatch, epochs="3"):
-    import snn.train.loop as loop
-    real, calls = loop.train_epoch, []
-
-    def interrupted(*a, **k):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-    monkeypatch.setattr(loop, "train_epoch", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        _train(tiny_folder, out, "--epochs", epochs)
-    monkeypatch.undo()
-    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
 
 
 def test_metrics_record_the_rate_each_epoch_trained_with(tiny_folder, tmp_path):
